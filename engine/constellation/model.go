@@ -1,0 +1,144 @@
+// Package constellation holds the Constellation: Volt's Compose-style stack
+// description (FORMATS.md §2, docs/formats.md). It parses and validates
+// volt-compose.yaml / Voltfile (and plain docker-compose files), and orders
+// services by their dependencies. It performs no deployment.
+package constellation
+
+// File is a whole Constellation. Maps are keyed by name. The YAML and JSON
+// names are the file's keys; marshalling a File gives a valid Constellation.
+type File struct {
+	Version     string                  `yaml:"version,omitempty" json:"version,omitempty"`
+	Name        string                  `yaml:"name,omitempty" json:"name,omitempty"`
+	Description string                  `yaml:"description,omitempty" json:"description,omitempty"`
+	Containers  map[string]*Container   `yaml:"containers,omitempty" json:"containers,omitempty"`
+	VMs         map[string]*VM          `yaml:"vms,omitempty" json:"vms,omitempty"`
+	Services    map[string]*HostService `yaml:"services,omitempty" json:"services,omitempty"`
+	Tasks       map[string]*Task        `yaml:"tasks,omitempty" json:"tasks,omitempty"`
+	Networks    map[string]*Network     `yaml:"networks,omitempty" json:"networks,omitempty"`
+	Volumes     map[string]*Volume      `yaml:"volumes,omitempty" json:"volumes,omitempty"`
+	Configs     map[string]*Config      `yaml:"configs,omitempty" json:"configs,omitempty"`
+	Secrets     map[string]*Secret      `yaml:"secrets,omitempty" json:"secrets,omitempty"`
+}
+
+// ImageRef is a service's image: one path for every platform (Single), or
+// a map from "os/arch" to path (PerPlatform). Exactly one is set.
+type ImageRef struct {
+	Single      string            `json:"single,omitempty"`
+	PerPlatform map[string]string `json:"perPlatform,omitempty"`
+}
+
+// IsZero reports whether no image is set.
+func (r ImageRef) IsZero() bool { return r.Single == "" && len(r.PerPlatform) == 0 }
+
+// Dependency is one depends_on entry.
+type Dependency struct {
+	Condition string `yaml:"condition,omitempty" json:"condition,omitempty"`
+}
+
+// Dependency conditions.
+const (
+	ServiceStarted                = "service_started"
+	ServiceHealthy                = "service_healthy"
+	ServiceCompletedSuccessfully  = "service_completed_successfully"
+)
+
+// Healthcheck is a container's health test.
+type Healthcheck struct {
+	Test        []string `yaml:"test,omitempty" json:"test,omitempty"`
+	Interval    string   `yaml:"interval,omitempty" json:"interval,omitempty"`
+	Timeout     string   `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	Retries     int      `yaml:"retries,omitempty" json:"retries,omitempty"`
+	StartPeriod string   `yaml:"start_period,omitempty" json:"start_period,omitempty"`
+}
+
+// Resources limit a workload.
+type Resources struct {
+	Memory string  `yaml:"memory,omitempty" json:"memory,omitempty"`
+	CPUs   float64 `yaml:"cpus,omitempty" json:"cpus,omitempty"`
+}
+
+// Security selects sandboxing for a workload.
+type Security struct {
+	Landlock string `yaml:"landlock,omitempty" json:"landlock,omitempty"`
+}
+
+// ConfigRef attaches a top-level config to a service as an overlay.
+type ConfigRef struct {
+	Source   string `yaml:"source" json:"source"`
+	Target   string `yaml:"target" json:"target"`
+	Template bool   `yaml:"template,omitempty" json:"template,omitempty"`
+}
+
+// Container is a container workload (systemd-nspawn).
+type Container struct {
+	Image       ImageRef              `yaml:"image" json:"image"`
+	Command     []string              `yaml:"command,omitempty" json:"command,omitempty"`
+	Entrypoint  []string              `yaml:"entrypoint,omitempty" json:"entrypoint,omitempty"`
+	WorkingDir  string                `yaml:"working_dir,omitempty" json:"working_dir,omitempty"`
+	User        string                `yaml:"user,omitempty" json:"user,omitempty"`
+	Environment map[string]string     `yaml:"environment,omitempty" json:"environment,omitempty"`
+	EnvFile     []string              `yaml:"env_file,omitempty" json:"env_file,omitempty"`
+	Ports       []string              `yaml:"ports,omitempty" json:"ports,omitempty"`
+	Networks    []string              `yaml:"networks,omitempty" json:"networks,omitempty"`
+	NetworkMode string                `yaml:"network_mode,omitempty" json:"network_mode,omitempty"`
+	Volumes     []string              `yaml:"volumes,omitempty" json:"volumes,omitempty"`
+	DependsOn   map[string]Dependency `yaml:"depends_on,omitempty" json:"depends_on,omitempty"`
+	Healthcheck *Healthcheck          `yaml:"healthcheck,omitempty" json:"healthcheck,omitempty"`
+	Restart     string                `yaml:"restart,omitempty" json:"restart,omitempty"`
+	Resources   *Resources            `yaml:"resources,omitempty" json:"resources,omitempty"`
+	Security    *Security             `yaml:"security,omitempty" json:"security,omitempty"`
+	Configs     []ConfigRef           `yaml:"configs,omitempty" json:"configs,omitempty"`
+	Secrets     []string              `yaml:"secrets,omitempty" json:"secrets,omitempty"`
+}
+
+// VM is a virtual machine workload (QEMU). It boots Image, or Kernel (+Initrd, Cmdline).
+type VM struct {
+	Image       ImageRef              `yaml:"image,omitempty" json:"image,omitempty"`
+	CPU         int                   `yaml:"cpu,omitempty" json:"cpu,omitempty"`
+	Memory      string                `yaml:"memory,omitempty" json:"memory,omitempty"`
+	Kernel      string                `yaml:"kernel,omitempty" json:"kernel,omitempty"`
+	Initrd      string                `yaml:"initrd,omitempty" json:"initrd,omitempty"`
+	Cmdline     string                `yaml:"cmdline,omitempty" json:"cmdline,omitempty"`
+	Ports       []string              `yaml:"ports,omitempty" json:"ports,omitempty"`
+	Networks    []string              `yaml:"networks,omitempty" json:"networks,omitempty"`
+	DependsOn   map[string]Dependency `yaml:"depends_on,omitempty" json:"depends_on,omitempty"`
+	Environment map[string]string     `yaml:"environment,omitempty" json:"environment,omitempty"`
+	Configs     []ConfigRef           `yaml:"configs,omitempty" json:"configs,omitempty"`
+}
+
+// HostService is a plain process on the host.
+type HostService struct {
+	Exec        []string              `yaml:"exec" json:"exec"`
+	Environment map[string]string     `yaml:"environment,omitempty" json:"environment,omitempty"`
+	DependsOn   map[string]Dependency `yaml:"depends_on,omitempty" json:"depends_on,omitempty"`
+}
+
+// Task is a container run on a schedule (systemd calendar syntax).
+type Task struct {
+	Image       ImageRef          `yaml:"image" json:"image"`
+	Command     []string          `yaml:"command,omitempty" json:"command,omitempty"`
+	Schedule    string            `yaml:"schedule,omitempty" json:"schedule,omitempty"`
+	Environment map[string]string `yaml:"environment,omitempty" json:"environment,omitempty"`
+}
+
+// Network is a virtual network between workloads.
+type Network struct {
+	Subnet   string `yaml:"subnet,omitempty" json:"subnet,omitempty"`
+	Internal bool   `yaml:"internal,omitempty" json:"internal,omitempty"`
+}
+
+// Volume is named persistent storage.
+type Volume struct {
+	Driver string `yaml:"driver,omitempty" json:"driver,omitempty"`
+}
+
+// Config is a file made available to services as an overlay.
+type Config struct {
+	File string `yaml:"file,omitempty" json:"file,omitempty"`
+}
+
+// Secret is sensitive data given to services at deploy.
+type Secret struct {
+	File        string `yaml:"file,omitempty" json:"file,omitempty"`
+	Environment string `yaml:"environment,omitempty" json:"environment,omitempty"`
+}

@@ -1,0 +1,88 @@
+// Package digest computes and parses Volt's content digests: BLAKE3-256,
+// written "blake3:<64 lowercase hex>". It is the one place the rest of Volt
+// hashes bytes, so buffer sizes and parallelism are tuned here once.
+package digest
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"lukechampine.com/blake3"
+)
+
+// Prefix starts every digest string.
+const Prefix = "blake3:"
+
+// Size is the length of a BLAKE3-256 sum in bytes.
+const Size = 32
+
+// Len is the length of a digest string ("blake3:" + 64 hex).
+const Len = len(Prefix) + 2*Size
+
+// BufSize is the read size used when hashing streams: lukechampine.com/blake3
+// is about three times faster with 1 MiB writes than with 32 KiB ones.
+const BufSize = 1 << 20
+
+// New returns a BLAKE3-256 hash.Hash.
+func New() *blake3.Hasher { return blake3.New(Size, nil) }
+
+// Format renders a raw 32-byte sum as a digest string.
+func Format(sum []byte) string { return Prefix + hex.EncodeToString(sum) }
+
+// Bytes returns the digest of b.
+func Bytes(b []byte) string {
+	s := blake3.Sum256(b)
+	return Format(s[:])
+}
+
+// Reader hashes r to EOF and returns its digest and length.
+func Reader(r io.Reader) (string, int64, error) {
+	h := New()
+	n, err := io.CopyBuffer(h, r, make([]byte, BufSize))
+	if err != nil {
+		return "", n, err
+	}
+	return Format(h.Sum(nil)), n, nil
+}
+
+// File returns the digest and size of the file at path.
+func File(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	d, n, err := Reader(f)
+	if err != nil {
+		return "", n, fmt.Errorf("hash %s: %w", path, err)
+	}
+	return d, n, nil
+}
+
+// Valid reports whether s is a well-formed digest string.
+func Valid(s string) bool {
+	if len(s) != Len || !strings.HasPrefix(s, Prefix) {
+		return false
+	}
+	for _, c := range s[len(Prefix):] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Hex returns the hex part of a digest string (s without "blake3:").
+func Hex(s string) string { return strings.TrimPrefix(s, Prefix) }
+
+// Short returns the first 12 hex characters, for display.
+func Short(s string) string {
+	h := Hex(s)
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
