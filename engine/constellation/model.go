@@ -37,9 +37,9 @@ type Dependency struct {
 
 // Dependency conditions.
 const (
-	ServiceStarted                = "service_started"
-	ServiceHealthy                = "service_healthy"
-	ServiceCompletedSuccessfully  = "service_completed_successfully"
+	ServiceStarted               = "service_started"
+	ServiceHealthy               = "service_healthy"
+	ServiceCompletedSuccessfully = "service_completed_successfully"
 )
 
 // Healthcheck is a container's health test.

@@ -46,11 +46,11 @@ type Service struct {
 	// Images maps "os/arch" to where that platform's image comes from.
 	Images map[string]*ImageSource `json:"images"`
 	// Boot maps "os/arch" to direct-kernel-boot files (VMs only).
-	Boot      map[string]*Boot `json:"boot,omitempty"`
-	Config    []Overlay        `json:"config,omitempty"`
-	CPU       float64          `json:"cpu,omitempty"`
-	Memory    string           `json:"memory,omitempty"`
-	At        Pos              `json:"at"`
+	Boot   map[string]*Boot `json:"boot,omitempty"`
+	Config []Overlay        `json:"config,omitempty"`
+	CPU    float64          `json:"cpu,omitempty"`
+	Memory string           `json:"memory,omitempty"`
+	At     Pos              `json:"at"`
 }
 
 // Kind says what an ImageSource is.
