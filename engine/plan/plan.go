@@ -155,3 +155,6 @@ func (e *Error) Error() string {
 	}
 	return e.Msg
 }
+
+// PlanHint returns the hint line for the CLI ("" when none).
+func (e *Error) PlanHint() string { return e.Hint }

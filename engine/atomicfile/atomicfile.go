@@ -1,0 +1,112 @@
+// Package atomicfile publishes files so that readers see either the old
+// content or the new, never a part: write a temp file in the same directory,
+// fsync it, rename it over the target, fsync the directory.
+package atomicfile
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// File is a temporary file that becomes Path on Commit. Until then nothing
+// is visible at Path; Abort (or a crash) leaves at most a hidden temp file
+// named ".<base>.tmp-*" in the same directory.
+type File struct {
+	*os.File
+	path string
+	done bool
+}
+
+// Create starts writing a file that will replace path on Commit.
+// perm is applied to the final file.
+func Create(path string, perm os.FileMode) (*File, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("create temp file for %s: %w", path, err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("chmod %s: %w", f.Name(), err)
+	}
+	return &File{File: f, path: path}, nil
+}
+
+// Commit syncs the data, renames the temp file to its final path and syncs
+// the directory. After Commit, Abort is a no-op.
+func (f *File) Commit() error {
+	if f.done {
+		return fmt.Errorf("commit %s: already finished", f.path)
+	}
+	f.done = true
+	if err := f.Sync(); err != nil {
+		f.File.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("sync %s: %w", f.path, err)
+	}
+	if err := f.File.Close(); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("close %s: %w", f.path, err)
+	}
+	if err := os.Rename(f.Name(), f.path); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("publish %s: %w", f.path, err)
+	}
+	return SyncDir(filepath.Dir(f.path))
+}
+
+// Abort removes the temp file. It is safe to call after Commit and more than once.
+func (f *File) Abort() {
+	if f.done {
+		return
+	}
+	f.done = true
+	f.File.Close()
+	os.Remove(f.Name())
+}
+
+// WriteFile atomically replaces path with data.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	f, err := Create(path, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Abort()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Commit()
+}
+
+// WriteFrom atomically replaces path with everything read from r.
+func WriteFrom(path string, r io.Reader, perm os.FileMode) (int64, error) {
+	f, err := Create(path, perm)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(f, r)
+	if err != nil {
+		f.Abort()
+		return n, fmt.Errorf("write %s: %w", path, err)
+	}
+	return n, f.Commit()
+}
+
+// SyncDir fsyncs a directory so that a rename inside it is durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,408 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/volt-cli/volt/engine/build"
+	"github.com/volt-cli/volt/engine/bundle"
+	"github.com/volt-cli/volt/engine/plan"
+	"github.com/volt-cli/volt/engine/sign"
+	"github.com/volt-cli/volt/starlark"
+)
+
+// CreateOptions are the inputs of CreateBundle.
+type CreateOptions struct {
+	// Dir is the recipe root (default ".").
+	Dir string
+	// Recipe is the recipe file relative to Dir ("" = volt.star, else the
+	// embedded default recipe over the Constellation file).
+	Recipe string
+	// Params are --set KEY=VALUE recipe parameters.
+	Params map[string]string
+	// Output is the .vbundle path ("" = $VOLT_ROOT/bundles/NAME-VERSION.vbundle).
+	Output string
+	// Platforms limits the bundle to these platforms.
+	Platforms []string
+	// DryRun evaluates and lays out the bundle without writing anything.
+	DryRun bool
+	// SignKey is an OpenSSH ed25519 private key to sign with ("" = unsigned).
+	SignKey string
+	// Passphrase supplies a passphrase for an encrypted key.
+	Passphrase func() ([]byte, error)
+	// MaxSteps bounds recipe evaluation (0 = config recipe.max_steps or default).
+	MaxSteps uint64
+	// Print receives the recipe's print() output.
+	Print func(string)
+	// Progress reports bytes written.
+	Progress func(done, total int64)
+}
+
+// CreateResult is what CreateBundle made (or, with DryRun, would make).
+type CreateResult struct {
+	Plan     *plan.Plan       `json:"plan"`
+	Manifest *bundle.Manifest `json:"manifest,omitempty"`
+	Entries  []string         `json:"entries,omitempty"`
+	Output   string           `json:"output,omitempty"`
+	Size     int64            `json:"size,omitempty"`
+	Signed   bool             `json:"signed"`
+}
+
+// EvalRecipe evaluates the recipe of opts into a Plan.
+func (e *Engine) EvalRecipe(ctx context.Context, opts CreateOptions) (*plan.Plan, error) {
+	dir := opts.Dir
+	if dir == "" {
+		dir = "."
+	}
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	steps := opts.MaxSteps
+	if steps == 0 {
+		steps = uint64(max(0, e.Config.Int("recipe.max_steps")))
+	}
+	return starlark.Eval(ctx, starlark.Options{
+		Root:     root,
+		File:     opts.Recipe,
+		Params:   opts.Params,
+		MaxSteps: steps,
+		Print:    opts.Print,
+	})
+}
+
+// CreateBundle evaluates a recipe and builds (or dry-runs) its bundle.
+func (e *Engine) CreateBundle(ctx context.Context, opts CreateOptions) (*CreateResult, error) {
+	p, err := e.EvalRecipe(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	bopts := build.Options{
+		Platforms: opts.Platforms,
+		Tool:      "volt " + Version,
+		Progress:  opts.Progress,
+	}
+	e.attachPlugins(ctx, &bopts)
+	res := &CreateResult{Plan: p}
+	if opts.DryRun {
+		l, err := build.DryRun(ctx, p, bopts)
+		if err != nil {
+			return nil, err
+		}
+		res.Manifest = l.Manifest
+		for _, en := range l.Entries {
+			res.Entries = append(res.Entries, en.Name)
+		}
+		return res, nil
+	}
+	if opts.SignKey != "" {
+		signer, err := sign.LoadSigner(opts.SignKey, opts.Passphrase)
+		if err != nil {
+			return nil, err
+		}
+		bopts.Sign = signer.Sign
+		res.Signed = true
+	}
+	out := opts.Output
+	if out == "" {
+		if err := os.MkdirAll(e.BundlesDir(), 0o755); err != nil {
+			return nil, err
+		}
+		out = filepath.Join(e.BundlesDir(), fmt.Sprintf("%s-%s.vbundle", p.Name, p.Version))
+	}
+	bopts.Output = out
+	m, err := build.Build(ctx, p, bopts)
+	if err != nil {
+		return nil, err
+	}
+	res.Manifest, res.Output = m, out
+	if fi, err := os.Stat(out); err == nil {
+		res.Size = fi.Size()
+	}
+	return res, nil
+}
+
+// attachPlugins wires format and runtime plugins into a build when they are
+// available. Without them, directory images and build() steps are refused
+// with a clear message by engine/build.
+func (e *Engine) attachPlugins(ctx context.Context, opts *build.Options) {
+	if pk := e.packer(ctx); pk != nil {
+		opts.Packer = pk
+	}
+}
+
+// BundleSummary is one row of InspectBundle and ListBundles.
+type BundleSummary struct {
+	Path      string            `json:"path"`
+	Name      string            `json:"name"`
+	Version   string            `json:"version"`
+	Created   string            `json:"created"`
+	Platforms []string          `json:"platforms"`
+	Size      int64             `json:"size"`
+	Signed    bool              `json:"signed"`
+	Signer    *sign.Signature   `json:"signer,omitempty"`
+	Partial   bool              `json:"partial,omitempty"`
+	Services  []ServiceSummary  `json:"services"`
+	Hooks     map[string]string `json:"hooks,omitempty"`
+	Digest    string            `json:"digest"`
+	Manifest  *bundle.Manifest  `json:"manifest,omitempty"`
+}
+
+// ServiceSummary is one service of a bundle.
+type ServiceSummary struct {
+	Name        string   `json:"name"`
+	Type        string   `json:"type"`
+	Platforms   []string `json:"platforms"`
+	ConfigFiles int      `json:"configFiles"`
+	Size        int64    `json:"size"`
+	CASRefs     int      `json:"casRefs,omitempty"`
+}
+
+// InspectBundle reads a bundle's manifest (and only that: it is fast for any size).
+func (e *Engine) InspectBundle(path string) (*BundleSummary, error) {
+	r, err := bundle.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return summarize(path, r)
+}
+
+func summarize(path string, r *bundle.Reader) (*BundleSummary, error) {
+	m := r.Manifest()
+	s := &BundleSummary{
+		Path: path, Name: m.Name, Version: m.BundleVersion, Created: m.Created,
+		Partial: m.Partial, Hooks: m.Hooks, Manifest: m,
+		Digest: bundle.ManifestDigest(r.ManifestBytes()),
+	}
+	for _, p := range m.Platforms {
+		s.Platforms = append(s.Platforms, p.String())
+	}
+	if fi, err := os.Stat(path); err == nil {
+		s.Size = fi.Size()
+	}
+	sig, err := r.Signature()
+	if err != nil {
+		return nil, err
+	}
+	if sig != nil {
+		s.Signed = true
+		if info, err := sign.Inspect(sig); err == nil {
+			s.Signer = info
+		}
+	}
+	names := make([]string, 0, len(m.Services))
+	for n := range m.Services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		svc := m.Services[n]
+		ss := ServiceSummary{Name: n, Type: svc.Type, ConfigFiles: len(svc.Config)}
+		for k, img := range svc.Images {
+			ss.Platforms = append(ss.Platforms, k)
+			ss.Size += img.Size
+			if img.CASRef != "" {
+				ss.CASRefs++
+			}
+		}
+		sort.Strings(ss.Platforms)
+		s.Services = append(s.Services, ss)
+	}
+	return s, nil
+}
+
+// VerifyOptions control VerifyBundle.
+type VerifyOptions struct {
+	// RequireSignature fails an unsigned bundle (also config bundle.require_signature).
+	RequireSignature bool
+	// TrustedKeys adds authorized_keys-form keys to the trust store for this call.
+	TrustedKeys []string
+	// AllowedSigners adds an OpenSSH allowed_signers file for this call.
+	AllowedSigners string
+	Progress       func(done, total int64)
+}
+
+// Check is one line of a verification report.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Skip   bool   `json:"skipped,omitempty"`
+	Detail string `json:"detail"`
+	Hint   string `json:"hint,omitempty"`
+}
+
+// VerifyReport is the outcome of VerifyBundle.
+type VerifyReport struct {
+	Path   string  `json:"path"`
+	Passed bool    `json:"passed"`
+	Checks []Check `json:"checks"`
+}
+
+// ErrVerifyFailed is returned (wrapped) when a bundle fails verification.
+var ErrVerifyFailed = errors.New("bundle verification failed")
+
+// TrustStore builds the trust store: the allowed_signers file beside the
+// config file and in /etc/volt, config bundle.allowed_signers and
+// bundle.trusted_keys, plus extra keys and an extra allowed_signers file
+// (which, being asked for explicitly, must exist).
+func (e *Engine) TrustStore(extraKeys []string, extraFile string) (*sign.TrustStore, error) {
+	paths := sign.DefaultAllowedSignersPaths(filepath.Dir(e.Config.Path))
+	for _, f := range []string{e.Config.String("bundle.allowed_signers"), extraFile} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("allowed signers: %w", err)
+		}
+		paths = append(paths, f)
+	}
+	return sign.LoadTrustStore(paths, append(e.Config.List("bundle.trusted_keys"), extraKeys...))
+}
+
+// VerifyBundle checks a bundle's structure, every entry's BLAKE3, and its
+// signature. The report says what passed; the error wraps ErrVerifyFailed
+// when anything failed.
+func (e *Engine) VerifyBundle(ctx context.Context, path string, opts VerifyOptions) (*VerifyReport, error) {
+	rep := &VerifyReport{Path: path}
+	fail := func(c Check) (*VerifyReport, error) {
+		rep.Checks = append(rep.Checks, c)
+		return rep, fmt.Errorf("%w: %s: %s", ErrVerifyFailed, c.Name, c.Detail)
+	}
+	r, err := bundle.Open(path)
+	if err != nil {
+		return fail(Check{Name: "structure", Detail: err.Error()})
+	}
+	defer r.Close()
+	rep.Checks = append(rep.Checks, Check{Name: "structure", OK: true, Detail: fmt.Sprintf("%d entries, manifest version %d", len(r.Entries()), r.Manifest().Version)})
+
+	sig, err := r.Signature()
+	if err != nil {
+		return fail(Check{Name: "signature", Detail: err.Error()})
+	}
+	require := opts.RequireSignature || e.Config.Bool("bundle.require_signature")
+	switch {
+	case sig == nil && require:
+		return fail(Check{Name: "signature", Detail: "bundle is not signed and a signature is required",
+			Hint: "sign it with: volt bundle sign BUNDLE --sign-key KEY"})
+	case sig == nil:
+		rep.Checks = append(rep.Checks, Check{Name: "signature", OK: true, Skip: true, Detail: "not signed"})
+	default:
+		ts, err := e.TrustStore(opts.TrustedKeys, opts.AllowedSigners)
+		if err != nil {
+			return fail(Check{Name: "signature", Detail: err.Error()})
+		}
+		who, err := ts.Verify(r.ManifestBytes(), sig)
+		if err != nil {
+			c := Check{Name: "signature", Detail: err.Error()}
+			if errors.Is(err, sign.ErrUntrusted) {
+				if info, ierr := sign.Inspect(sig); ierr == nil {
+					c.Hint = fmt.Sprintf("if you trust this signer: volt config set bundle.trusted_keys += %q", info.PublicKey)
+				}
+			}
+			return fail(c)
+		}
+		rep.Checks = append(rep.Checks, Check{Name: "signature", OK: true, Detail: fmt.Sprintf("valid, signed by %s (%s)", who.Principal, who.Fingerprint)})
+	}
+
+	vr, err := r.Verify(ctx, bundle.VerifyOptions{Progress: opts.Progress})
+	if err != nil {
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+		detail := err.Error()
+		if vr != nil {
+			if bad := vr.Failures(); len(bad) > 0 {
+				detail = fmt.Sprintf("%d of %d files failed: %v", len(bad), len(vr.Entries), bad[0].Err)
+			}
+		}
+		return fail(Check{Name: "integrity", Detail: detail})
+	}
+	rep.Checks = append(rep.Checks, Check{Name: "integrity", OK: true, Detail: fmt.Sprintf("%d files verified (blake3, %s)", len(vr.Entries), humanBytes(vr.Bytes))})
+	rep.Passed = true
+	return rep, nil
+}
+
+// SignBundle adds or replaces the signature of a bundle in place (atomically).
+func (e *Engine) SignBundle(ctx context.Context, path, keyPath string, passphrase func() ([]byte, error)) (*sign.Signature, error) {
+	signer, err := sign.LoadSigner(keyPath, passphrase)
+	if err != nil {
+		return nil, err
+	}
+	r, err := bundle.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	manifest := r.ManifestBytes()
+	r.Close()
+	sig, err := signer.Sign(manifest)
+	if err != nil {
+		return nil, err
+	}
+	if err := bundle.SetSignature(ctx, path, sig); err != nil {
+		return nil, err
+	}
+	return sign.Inspect(sig)
+}
+
+// ListBundles summarises the bundles in $VOLT_ROOT/bundles, newest first.
+// Files that are not readable bundles are reported in the error slice.
+func (e *Engine) ListBundles() ([]*BundleSummary, []error) {
+	matches, _ := filepath.Glob(filepath.Join(e.BundlesDir(), "*.vbundle"))
+	var out []*BundleSummary
+	var errs []error
+	for _, p := range matches {
+		s, err := e.InspectBundle(p)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(p), err))
+			continue
+		}
+		s.Manifest = nil
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Created != out[j].Created {
+			return out[i].Created > out[j].Created
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, errs
+}
+
+// ParseCreated parses a manifest's created time (zero on error).
+func ParseCreated(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339, s)
+	return t
+}
+
+// SplitParams parses KEY=VALUE pairs.
+func SplitParams(pairs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--set %q: want KEY=VALUE", p)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// humanBytes renders a byte count for messages ("1.2 GB").
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.1f GB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%d B", n)
+}
