@@ -14,6 +14,7 @@ import (
 
 	"github.com/volt-cli/volt/engine/config"
 	"github.com/volt-cli/volt/engine/flock"
+	"github.com/volt-cli/volt/engine/pluginhost"
 )
 
 // Version is Volt's version, set at build time with -ldflags "-X github.com/volt-cli/volt/engine.Version=…".
@@ -38,6 +39,7 @@ type Engine struct {
 	Logger *slog.Logger
 
 	pluginDirs []string
+	plugins    *pluginhost.Host
 	closers    []func()
 }
 

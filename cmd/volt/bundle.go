@@ -26,6 +26,7 @@ func bundleCommand() *command {
 			bundleVerifyCommand(),
 			bundleSignCommand(),
 			bundleListCommand(),
+			bundleImportCommand(),
 		},
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/volt-cli/volt/engine"
+	"github.com/volt-cli/volt/engine/sandbox"
 )
 
 // app is the state shared by every command of one invocation.
@@ -91,6 +92,7 @@ func (a *app) infof(format string, args ...any) {
 }
 
 func main() {
+	sandbox.Main()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -123,6 +125,10 @@ volt bundle verify hello.vbundle
 volt bundle inspect hello.vbundle`,
 		subs: []*command{
 			bundleCommand(),
+			psCommand(),
+			logsCommand(),
+			containerCommand(),
+			stackCommand(),
 			keyCommand(),
 			configCommand(),
 			versionCommand(),

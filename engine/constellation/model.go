@@ -18,6 +18,14 @@ type File struct {
 	Volumes     map[string]*Volume      `yaml:"volumes,omitempty" json:"volumes,omitempty"`
 	Configs     map[string]*Config      `yaml:"configs,omitempty" json:"configs,omitempty"`
 	Secrets     map[string]*Secret      `yaml:"secrets,omitempty" json:"secrets,omitempty"`
+
+	// Warnings lists what Parse read but ignored (docker-compose keys Volt
+	// does not support), each "file:line:col: msg". Never marshalled.
+	Warnings []string `yaml:"-" json:"-"`
+
+	source string             // file name given to Parse, for positioned errors
+	docker bool               // read from a docker-compose file (containers came from services:)
+	pos    map[string]nodePos // YAML path ("containers.web.ports[0]") -> position
 }
 
 // ImageRef is a service's image: one path for every platform (Single), or

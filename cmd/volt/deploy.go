@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/volt-cli/volt/engine"
+	"github.com/volt-cli/volt/engine/deploy"
+	"github.com/volt-cli/volt/sdk"
+)
+
+func bundleImportCommand() *command {
+	return &command{
+		name:    "import",
+		summary: "Verify a bundle and deploy it as a stack",
+		usage:   "BUNDLE [--verify] [--run-hooks] [--set K=V]... [--no-start] [--force] [--name STACK]",
+		long: `Checks the bundle's structure and every entry's BLAKE3 (and its signature with --verify or
+config bundle.require_signature), unpacks each service's image for this host's platform,
+applies config overlays with ${VAR} expansion, and starts the services in dependency order.
+Importing the same bundle again does nothing; --force replaces a deployed stack. A failed
+import leaves the previous deployment running.`,
+		examples: `volt bundle import my-stack.vbundle
+volt bundle import --verify --run-hooks prod.vbundle
+volt bundle import --set DB_PASSWORD=secret --set APP_ENV=staging my-stack.vbundle
+volt bundle import --no-start my-stack.vbundle
+volt bundle import --force my-stack.vbundle`,
+		args: exactArgs(1, "BUNDLE"),
+		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+			verify := fs.Bool("verify", false, "require a trusted signature")
+			hooks := fs.Bool("run-hooks", false, "run the bundle's lifecycle hooks (validate, pre-deploy, post-deploy)")
+			sets := fs.StringArray("set", nil, "variable KEY=VALUE for ${KEY} in environments and config overlays (repeatable)")
+			noStart := fs.Bool("no-start", false, "prepare the stack but start nothing")
+			force := fs.Bool("force", false, "replace a deployed stack of the same name")
+			name := fs.String("name", "", "stack name (default: the bundle's name)")
+			return func(ctx context.Context, a *app, args []string) error {
+				vars, err := engine.SplitParams(*sets)
+				if err != nil {
+					return withHint(exitUsage, err, "")
+				}
+				if _, err := os.Stat(args[0]); err != nil {
+					return err
+				}
+				st, err := a.eng.Import(ctx, engine.ImportOptions{
+					ImportOptions: deploy.ImportOptions{Bundle: args[0], Vars: vars, RunHooks: *hooks, NoStart: *noStart, Force: *force, Name: *name},
+					Verify:        *verify,
+					Notify:        func(s string) { a.infof("%s", s) },
+					OnWait:        func() { a.infof("waiting for another volt process to finish…") },
+				})
+				if errors.Is(err, deploy.ErrUnchanged) {
+					a.infof("%s: nothing to do (use --force to redeploy)", err)
+					return nil
+				}
+				if err != nil {
+					return importError(err)
+				}
+				if a.json() {
+					return a.printJSON(st)
+				}
+				a.infof("Deployed stack %s (%s v%s, %d workloads)", st.Name, st.Bundle.Name, st.Bundle.Version, len(st.Workloads))
+				return nil
+			}
+		},
+	}
+}
+
+// importError attaches exit codes and hints to deploy failures.
+func importError(err error) error {
+	switch {
+	case errors.Is(err, engine.ErrVerifyFailed):
+		return &cliError{code: exitVerify, err: err, hint: "see: volt bundle verify BUNDLE"}
+	case errors.Is(err, deploy.ErrStackExists):
+		return &cliError{code: exitFailure, err: err, hint: "volt bundle import --force BUNDLE replaces it; volt stack destroy NAME removes it"}
+	case errors.Is(err, deploy.ErrUndefinedVar):
+		return &cliError{code: exitUsage, err: err}
+	}
+	return err
+}
+
+func psCommand() *command {
+	return &command{
+		name:     "ps",
+		summary:  "List workloads (running ones; -a for all)",
+		usage:    "[-a] [-o json]",
+		examples: "volt ps\nvolt ps -a -o json",
+		args:     exactArgs(0, "no arguments"),
+		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+			all := fs.BoolP("all", "a", false, "include stopped and failed workloads")
+			return func(ctx context.Context, a *app, args []string) error {
+				rows, errs := a.eng.PS(ctx, *all)
+				for _, err := range errs {
+					fmt.Fprintf(a.stderr, "volt: %v\n", err)
+				}
+				if a.json() {
+					if rows == nil {
+						rows = []deploy.WorkloadStatus{}
+					}
+					return a.printJSON(rows)
+				}
+				t := newTable(a.stdout, "NAME", "STACK", "TYPE", "STATUS", "UPTIME")
+				now := time.Now()
+				for _, r := range rows {
+					up := "-"
+					if r.Status == sdk.StatusRunning && !r.Started.IsZero() {
+						up = uptime(now.Sub(r.Started))
+					}
+					status := r.Status
+					if r.Status == sdk.StatusFailed && r.Reason != "" {
+						status += " (" + truncate(r.Reason, 60) + ")"
+					}
+					t.row(r.Service, r.Stack, r.Type, status, up)
+				}
+				return t.flush()
+			}
+		},
+	}
+}
+
+func uptime(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd", int(d.Hours()/24))
+}
+
+func truncate(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+func logsCommand() *command {
+	return &command{
+		name:     "logs",
+		summary:  "Print a workload's log",
+		usage:    "[-f] [-n N] STACK/SERVICE",
+		examples: "volt logs hello/hello\nvolt logs -f -n 20 shop/web",
+		args:     exactArgs(1, "STACK/SERVICE"),
+		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+			follow := fs.BoolP("follow", "f", false, "keep printing new lines until Ctrl-C")
+			tail := fs.IntP("tail", "n", 0, "print only the last N lines (0 = all)")
+			return func(ctx context.Context, a *app, args []string) error {
+				err := a.eng.Logs(ctx, args[0], *follow, *tail, a.stdout)
+				if *follow && errors.Is(err, context.Canceled) {
+					return nil
+				}
+				return err
+			}
+		},
+	}
+}
+
+func containerCommand() *command {
+	action := func(verb, summary string) *command {
+		return &command{
+			name: verb, summary: summary, usage: "STACK/SERVICE",
+			examples: fmt.Sprintf("volt container %s hello/hello", verb),
+			args:     exactArgs(1, "STACK/SERVICE"),
+			setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+				return func(ctx context.Context, a *app, args []string) error {
+					if err := a.eng.WorkloadAction(ctx, verb, args[0]); err != nil {
+						return err
+					}
+					a.infof("%s: %s", args[0], map[string]string{"start": "started", "stop": "stopped", "restart": "restarted"}[verb])
+					return nil
+				}
+			},
+		}
+	}
+	return &command{
+		name:    "container",
+		summary: "Manage one container of a deployed stack",
+		subs: []*command{
+			action("start", "Start a stopped container"),
+			action("stop", "Stop a container (SIGTERM, then SIGKILL after the timeout)"),
+			action("restart", "Stop then start a container"),
+			{
+				name: "exec", summary: "Run a command inside a running container", usage: "STACK/SERVICE -- COMMAND [ARG...]",
+				examples: "volt container exec hello/hello -- cat /etc/hello.conf",
+				args:     minArgs(2, "STACK/SERVICE COMMAND..."),
+				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+					return func(ctx context.Context, a *app, args []string) error {
+						return execIn(ctx, a, args[0], args[1:])
+					}
+				},
+			},
+			{
+				name: "shell", summary: "Open /bin/sh inside a running container", usage: "STACK/SERVICE",
+				examples: "volt container shell hello/hello",
+				args:     exactArgs(1, "STACK/SERVICE"),
+				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+					return func(ctx context.Context, a *app, args []string) error {
+						return execIn(ctx, a, args[0], []string{"/bin/sh"})
+					}
+				},
+			},
+			{
+				name: "inspect", summary: "Show a container's spec, handle and live status", usage: "STACK/SERVICE [-o json]",
+				examples: "volt container inspect hello/hello -o json",
+				args:     exactArgs(1, "STACK/SERVICE"),
+				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+					return func(ctx context.Context, a *app, args []string) error {
+						w, st, err := a.eng.Inspect(ctx, args[0])
+						if err != nil {
+							return err
+						}
+						v := map[string]any{"workload": w, "status": st}
+						if a.json() {
+							return a.printJSON(v)
+						}
+						fmt.Fprintf(a.stdout, "Name: %s\nService: %s\nType: %s\nRuntime: %s\nRoot: %s\nCommand: %s\n",
+							w.Name, w.Service, w.Type, w.Runtime, w.Spec.Root, strings.Join(w.Spec.Command, " "))
+						if st != nil {
+							fmt.Fprintf(a.stdout, "Status: %s\n", st.Status)
+							if st.PID > 0 {
+								fmt.Fprintf(a.stdout, "PID: %d\n", st.PID)
+							}
+							if st.Reason != "" {
+								fmt.Fprintf(a.stdout, "Reason: %s\n", st.Reason)
+							}
+						}
+						for _, c := range w.Config {
+							fmt.Fprintf(a.stdout, "Config: %s -> %s\n", c.Source, c.Target)
+						}
+						return nil
+					}
+				},
+			},
+		},
+	}
+}
+
+func execIn(ctx context.Context, a *app, ref string, argv []string) error {
+	code, err := a.eng.Exec(ctx, ref, sdk.ExecRequest{Command: argv, Stdin: os.Stdin, Stdout: a.stdout, Stderr: a.stderr})
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &cliError{code: code, err: fmt.Errorf("command exited with code %d", code)}
+	}
+	return nil
+}
+
+func stackCommand() *command {
+	return &command{
+		name:    "stack",
+		summary: "List and destroy deployed stacks",
+		subs: []*command{
+			{
+				name: "list", summary: "List deployed stacks", usage: "[-o json]",
+				examples: "volt stack list",
+				args:     exactArgs(0, "no arguments"),
+				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+					return func(ctx context.Context, a *app, args []string) error {
+						stacks, errs := a.eng.Stacks()
+						for _, err := range errs {
+							fmt.Fprintf(a.stderr, "volt: %v\n", err)
+						}
+						if a.json() {
+							if stacks == nil {
+								stacks = []*deploy.Stack{}
+							}
+							return a.printJSON(stacks)
+						}
+						t := newTable(a.stdout, "NAME", "BUNDLE", "VERSION", "WORKLOADS", "DEPLOYED", "PHASE")
+						now := time.Now()
+						for _, s := range stacks {
+							t.row(s.Name, s.Bundle.Name, s.Bundle.Version, fmt.Sprint(len(s.Workloads)), humanAge(s.DeployedAt, now), s.Phase)
+						}
+						return t.flush()
+					}
+				},
+			},
+			{
+				name: "destroy", summary: "Stop and remove a stack, its workloads and (unless --keep-volumes) its volumes", usage: "NAME [--run-hooks] [--keep-volumes]",
+				examples: "volt stack destroy hello\nvolt stack destroy shop --run-hooks",
+				args:     exactArgs(1, "NAME"),
+				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+					hooks := fs.Bool("run-hooks", false, "run the stack's pre-destroy and post-destroy hooks")
+					keep := fs.Bool("keep-volumes", false, "keep the stack's named volumes")
+					return func(ctx context.Context, a *app, args []string) error {
+						err := a.eng.DestroyStack(ctx, args[0], deploy.DestroyOptions{RunHooks: *hooks, KeepVolumes: *keep}, func(s string) { a.infof("%s", s) })
+						if errors.Is(err, deploy.ErrNoStack) {
+							return &cliError{code: exitNotFound, err: err, hint: "see: volt stack list"}
+						}
+						if err != nil {
+							return err
+						}
+						a.infof("Destroyed stack %s", args[0])
+						return nil
+					}
+				},
+			},
+		},
+	}
+}

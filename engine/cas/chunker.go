@@ -1,0 +1,118 @@
+package cas
+
+// Chunking parameters. They match desync/casync defaults (16/64/256 KiB) and,
+// together with the gear table, define where cut points fall: changing any of
+// them changes every chunk id and defeats deduplication against existing
+// stores, so they are part of the storage format.
+const (
+	// MinChunk is the smallest chunk the chunker emits (except an object's last chunk).
+	MinChunk = 16 << 10
+	// AvgChunk is the normalized target chunk size.
+	AvgChunk = 64 << 10
+	// MaxChunk is the largest chunk the chunker emits.
+	MaxChunk = 256 << 10
+
+	// maskS is used before AvgChunk (harder to match: 18 bits), maskL after
+	// it (easier: 14 bits): FastCDC normalized chunking, level 2. The masks
+	// take high bits of the gear hash (bit k depends on the last k+1 bytes)
+	// but not the top bit, so that the two-bytes-a-step loop can test the
+	// odd position as (fp<<1)&(mask<<1).
+	maskS = uint64(1<<18-1) << (63 - 18)
+	maskL = uint64(1<<14-1) << (63 - 14)
+)
+
+// gear is FastCDC's table of 256 random 64-bit values, generated with
+// splitmix64 from a fixed seed. It must never change (see MinChunk).
+var gear = func() (t [256]uint64) {
+	x := uint64(0x5374656c6c617269) // "Stellari"
+	for i := range t {
+		x += 0x9e3779b97f4a7c15
+		z := x
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+		t[i] = z ^ (z >> 31)
+	}
+	return t
+}()
+
+// gearLS is gear shifted left by one, for the two-bytes-a-step loop.
+var gearLS = func() (t [256]uint64) {
+	for i, g := range gear {
+		t[i] = g << 1
+	}
+	return t
+}()
+
+// cut returns the length of the next chunk at the start of data: a FastCDC
+// cut point (gear rolling hash, normalized chunking). The caller must pass at
+// least MaxChunk bytes unless data is the end of the object.
+//
+// The loops roll two bytes a step (FastCDC 2020): with t = fp<<2 +
+// gear[b0]<<1, the hash after b0 is t>>1 (its mask test is t&(mask<<1)) and
+// the hash after b1 is t + gear[b1]. Cut points are the same as rolling one
+// byte at a time.
+func cut(data []byte) int {
+	if len(data) <= MinChunk {
+		return len(data)
+	}
+	d := data[:min(len(data), MaxChunk)]
+	fp, n := roll(d[MinChunk:min(len(d), AvgChunk)], 0, maskS)
+	if n >= 0 {
+		return MinChunk + n
+	}
+	if len(d) <= AvgChunk {
+		return len(d)
+	}
+	if _, n = roll(d[AvgChunk:], fp, maskL); n >= 0 {
+		return AvgChunk + n
+	}
+	return len(d)
+}
+
+// roll continues the gear hash fp over s and returns the length of the
+// prefix of s after which fp&mask == 0, or -1 with the final hash.
+func roll(s []byte, fp, mask uint64) (uint64, int) {
+	pos := 0
+	for len(s) >= 2 {
+		t := fp<<2 + gearLS[s[0]]
+		if t&(mask<<1) == 0 {
+			return 0, pos + 1
+		}
+		fp = t + gear[s[1]]
+		if fp&mask == 0 {
+			return 0, pos + 2
+		}
+		s = s[2:]
+		pos += 2
+	}
+	if len(s) == 1 {
+		fp = fp<<1 + gear[s[0]]
+		if fp&mask == 0 {
+			return 0, pos + 1
+		}
+	}
+	return fp, -1
+}
+
+// cutSlow is cut rolling one byte at a time: the reference the tests
+// compare cut against.
+func cutSlow(data []byte) int {
+	n := len(data)
+	if n <= MinChunk {
+		return n
+	}
+	n = min(n, MaxChunk)
+	normal := min(AvgChunk, n)
+	var fp uint64
+	for i := MinChunk; i < n; i++ {
+		fp = fp<<1 + gear[data[i]]
+		mask := maskL
+		if i < normal {
+			mask = maskS
+		}
+		if fp&mask == 0 {
+			return i + 1
+		}
+	}
+	return n
+}

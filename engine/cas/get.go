@@ -1,0 +1,225 @@
+package cas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"sync"
+)
+
+// bufPool holds chunk-sized read buffers.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, MaxChunk); return &b }}
+
+func getBuf(n int) *[]byte {
+	if n > MaxChunk {
+		b := make([]byte, n)
+		return &b
+	}
+	p := bufPool.Get().(*[]byte)
+	*p = (*p)[:n]
+	return p
+}
+
+func putBuf(p *[]byte) {
+	if cap(*p) == MaxChunk {
+		bufPool.Put(p)
+	}
+}
+
+// readChunk reads a local chunk into a pooled buffer and checks its size and
+// BLAKE3: ErrMissing if absent, ErrCorrupt if its bytes do not match.
+func (s *Store) readChunk(c Chunk) (*[]byte, error) {
+	f, err := os.Open(s.chunkFile(c.ID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("chunk %s: %w", c.ID, ErrMissing)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chunk %s: %w", c.ID, err)
+	}
+	defer f.Close()
+	p := getBuf(int(c.Size) + 1)
+	n, err := io.ReadFull(f, *p)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		putBuf(p)
+		return nil, fmt.Errorf("chunk %s: %w", c.ID, err)
+	}
+	if n != int(c.Size) {
+		putBuf(p)
+		return nil, fmt.Errorf("chunk %s: size differs from the index's %d: %w", c.ID, c.Size, ErrCorrupt)
+	}
+	*p = (*p)[:n]
+	if sum256(*p) != c.ID {
+		putBuf(p)
+		return nil, fmt.Errorf("chunk %s: %w", c.ID, ErrCorrupt)
+	}
+	return p, nil
+}
+
+// Get writes the object r to w, reading and verifying chunks in parallel
+// and checking the whole object's BLAKE3 at the end. Bytes reach w before
+// the whole-object check: do not trust them unless Get returns nil (the CLI
+// writes to a temporary file and renames it on success). A missing chunk
+// fails with ErrMissing naming the object and the first missing chunk.
+func (s *Store) Get(ctx context.Context, r Ref, w io.Writer) error {
+	x, err := s.readIndex(r)
+	if err != nil {
+		return fmt.Errorf("get: %w", err)
+	}
+	if err := s.assemble(ctx, x, w); err != nil {
+		return fmt.Errorf("get: %w", err)
+	}
+	return nil
+}
+
+type readResult struct {
+	p   *[]byte
+	err error
+}
+
+// assemble streams x's chunks to w in order (w may be io.Discard) and
+// checks the whole-object BLAKE3.
+func (s *Store) assemble(ctx context.Context, x *Index, w io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type job struct {
+		c   Chunk
+		out chan readResult
+	}
+	window := 8 * s.workers()
+	jobs := make(chan job, window)
+	order := make(chan job, window)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(jobs)
+		defer close(order)
+		for _, c := range x.Chunks {
+			j := job{c: c, out: make(chan readResult, 1)}
+			select {
+			case order <- j:
+			case <-ctx.Done():
+				return
+			}
+			jobs <- j // cannot block for long: workers drain jobs
+		}
+	})
+	for range s.workers() {
+		wg.Go(func() {
+			for j := range jobs {
+				if ctx.Err() != nil {
+					j.out <- readResult{err: ctx.Err()}
+					continue
+				}
+				p, err := s.readChunk(j.c)
+				j.out <- readResult{p, err}
+			}
+		})
+	}
+	fail := func(err error) error {
+		cancel()
+		for j := range order {
+			if r := <-j.out; r.p != nil {
+				putBuf(r.p)
+			}
+		}
+		wg.Wait()
+		return err
+	}
+	var whole hasher
+	var off int64
+	for j := range order {
+		r := <-j.out
+		if r.err != nil {
+			return fail(fmt.Errorf("object %s: at offset %d: %w", x.Ref, off, r.err))
+		}
+		whole.Write(*r.p)
+		_, err := w.Write(*r.p)
+		off += int64(len(*r.p))
+		putBuf(r.p)
+		if err != nil {
+			return fail(fmt.Errorf("object %s: write: %w", x.Ref, err))
+		}
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if sum := whole.sum(); sum != x.Ref {
+		return fmt.Errorf("object %s: reassembled bytes have BLAKE3 %x: %w", x.Ref, sum, ErrCorrupt)
+	}
+	return nil
+}
+
+// Open returns a reader of the object r that verifies each chunk as it goes
+// and the whole object's BLAKE3 at the end: Read returns an error wrapping
+// ErrCorrupt instead of io.EOF if the object does not match r. It reads
+// sequentially; Get is faster for whole objects.
+func (s *Store) Open(ctx context.Context, r Ref) (io.ReadCloser, error) {
+	x, err := s.readIndex(r)
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	return &objectReader{ctx: ctx, s: s, x: x}, nil
+}
+
+type objectReader struct {
+	ctx   context.Context
+	s     *Store
+	x     *Index
+	next  int
+	p     *[]byte
+	cur   []byte
+	whole hasher
+	err   error
+}
+
+// Read implements io.Reader.
+func (o *objectReader) Read(b []byte) (int, error) {
+	for len(o.cur) == 0 {
+		if o.err != nil {
+			return 0, o.err
+		}
+		if o.p != nil {
+			putBuf(o.p)
+			o.p = nil
+		}
+		if o.next == len(o.x.Chunks) {
+			if sum := o.whole.sum(); sum != o.x.Ref {
+				o.err = fmt.Errorf("object %s: reassembled bytes have BLAKE3 %x: %w", o.x.Ref, sum, ErrCorrupt)
+			} else {
+				o.err = io.EOF
+			}
+			continue
+		}
+		if err := o.ctx.Err(); err != nil {
+			o.err = err
+			continue
+		}
+		p, err := o.s.readChunk(o.x.Chunks[o.next])
+		if err != nil {
+			o.err = fmt.Errorf("object %s: %w", o.x.Ref, err)
+			continue
+		}
+		o.next++
+		o.p, o.cur = p, *p
+		o.whole.Write(o.cur)
+	}
+	n := copy(b, o.cur)
+	o.cur = o.cur[n:]
+	return n, nil
+}
+
+// Close releases the reader's buffer.
+func (o *objectReader) Close() error {
+	if o.p != nil {
+		putBuf(o.p)
+		o.p = nil
+	}
+	o.cur = nil
+	if o.err == nil {
+		o.err = errors.New("read after close")
+	}
+	return nil
+}

@@ -1,0 +1,271 @@
+package cas
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// blockSize is the read size of the chunking pipeline: big reads keep
+// syscalls and the whole-object hash cheap.
+const blockSize = 4 << 20
+
+// PutStats describes one Put.
+type PutStats struct {
+	// Size is the object's size in bytes.
+	Size int64 `json:"size"`
+	// Chunks is the number of chunks in the object's index.
+	Chunks int `json:"chunks"`
+	// NewChunks is the number of chunks this Put wrote (not already stored).
+	NewChunks int `json:"newChunks"`
+	// NewBytes is the sum of the sizes of the new chunks: what the Put added.
+	NewBytes int64 `json:"newBytes"`
+	// DedupRatio is the fraction of the object's bytes that were already
+	// stored: 1 - NewBytes/Size (0 for an empty object).
+	DedupRatio float64 `json:"dedupRatio"`
+}
+
+// PutOption changes what Put does.
+type PutOption func(*putOptions)
+
+type putOptions struct{ pin string }
+
+// WithPin pins the object under name before Put releases its lock, so a
+// concurrent GC can never collect it between the put and the pin.
+func WithPin(name string) PutOption { return func(o *putOptions) { o.pin = name } }
+
+// Put stores everything r yields as one object and returns its ref (the
+// BLAKE3 of the bytes). The object's index is published only after all its
+// chunks are stored, so a crash or a cancelled ctx leaves no visible partial
+// object. Objects neither pinned nor passed to GC as roots are collected by
+// the next GC: use WithPin to keep one.
+func (s *Store) Put(ctx context.Context, r io.Reader, opts ...PutOption) (Ref, PutStats, error) {
+	var o putOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.pin != "" && !pinName.MatchString(o.pin) {
+		return Ref{}, PutStats{}, fmt.Errorf("put: pin %q: %w", o.pin, ErrBadPin)
+	}
+	unlock, err := s.lock(ctx, false)
+	if err != nil {
+		return Ref{}, PutStats{}, fmt.Errorf("put: %w", err)
+	}
+	defer unlock()
+
+	var seen sync.Map
+	var newChunks, newBytes atomic.Int64
+	x, err := s.split(ctx, r, func(id ChunkID, data []byte) error {
+		if _, dup := seen.LoadOrStore(id, struct{}{}); dup {
+			return nil
+		}
+		wrote, err := s.storeChunk(id, data)
+		if wrote {
+			newChunks.Add(1)
+			newBytes.Add(int64(len(data)))
+		}
+		return err
+	})
+	if err != nil {
+		return Ref{}, PutStats{}, fmt.Errorf("put: %w", err)
+	}
+	st := PutStats{Size: x.Size, Chunks: len(x.Chunks), NewChunks: int(newChunks.Load()), NewBytes: newBytes.Load()}
+	if st.Size > 0 {
+		st.DedupRatio = 1 - float64(st.NewBytes)/float64(st.Size)
+	}
+	if err := s.publishIndex(x, st.NewChunks > 0); err != nil {
+		return Ref{}, PutStats{}, fmt.Errorf("put %s: %w", x.Ref, err)
+	}
+	if o.pin != "" {
+		if err := s.pinLocked(o.pin, x.Ref); err != nil {
+			return Ref{}, PutStats{}, fmt.Errorf("put %s: %w", x.Ref, err)
+		}
+	}
+	return x.Ref, st, nil
+}
+
+// PutFile stores the file at path. The ref's hex is the file's
+// engine/digest digest: ref.Digest() == digest.File(path).
+func (s *Store) PutFile(ctx context.Context, path string, opts ...PutOption) (Ref, PutStats, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Ref{}, PutStats{}, fmt.Errorf("put %s: %w", path, err)
+	}
+	defer f.Close()
+	ref, st, err := s.Put(ctx, f, opts...)
+	if err != nil {
+		return Ref{}, PutStats{}, fmt.Errorf("put %s: %w", path, err)
+	}
+	return ref, st, nil
+}
+
+// publishIndex makes x visible, after making its chunks durable per s.Sync.
+func (s *Store) publishIndex(x *Index, newChunks bool) error {
+	if s.Has(x.Ref) {
+		return nil
+	}
+	if s.Sync == SyncBatch && newChunks {
+		if err := s.syncfs(); err != nil {
+			return fmt.Errorf("sync store: %w", err)
+		}
+	}
+	b, err := x.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(s.indexFile(x.Ref), b, s.Sync != SyncNone); err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
+	return nil
+}
+
+// storeChunk writes a chunk unless a file of the right size already holds
+// it; it reports whether it wrote. Two writers storing one chunk at once is
+// fine: both rename identical bytes into place.
+func (s *Store) storeChunk(id ChunkID, data []byte) (bool, error) {
+	path := s.chunkFile(id)
+	if fi, err := os.Lstat(path); err == nil && fi.Size() == int64(len(data)) {
+		return false, nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("chunk %s: %w", id, err)
+	}
+	if err := writeAtomic(path, data, s.Sync == SyncEach); err != nil {
+		return false, fmt.Errorf("write chunk %s: %w", id, err)
+	}
+	return true, nil
+}
+
+// Scan chunks and hashes r as Put would, without storing anything, and
+// returns the index Put would write.
+func (s *Store) Scan(ctx context.Context, r io.Reader) (*Index, error) {
+	return s.split(ctx, r, nil)
+}
+
+// block is a read buffer shared by the chunks cut from it; it returns to
+// the free list when the last of them is done.
+type block struct {
+	buf  []byte
+	refs atomic.Int32
+	free chan *block
+}
+
+func (b *block) release() {
+	if b.refs.Add(-1) == 0 {
+		b.free <- b
+	}
+}
+
+type chunkTask struct {
+	data []byte
+	c    *Chunk
+	b    *block
+}
+
+func (s *Store) workers() int {
+	if s.Workers > 0 {
+		return s.Workers
+	}
+	return max(2, runtime.GOMAXPROCS(0))
+}
+
+// split is the chunking pipeline: this goroutine reads blocks and cuts
+// chunks, one goroutine hashes the whole object, and workers hash each chunk
+// and pass it to store (if not nil), in parallel.
+func (s *Store) split(ctx context.Context, r io.Reader, store func(ChunkID, []byte) error) (*Index, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	workers := s.workers()
+	nblocks := workers + 3
+	free := make(chan *block, nblocks)
+	for range nblocks {
+		free <- &block{buf: make([]byte, blockSize), free: free}
+	}
+	tasks := make(chan chunkTask, 4*workers)
+	wholeq := make(chan chunkTask, nblocks)
+	var wg sync.WaitGroup
+	var whole hasher
+	wg.Go(func() {
+		for t := range wholeq {
+			whole.Write(t.data)
+			t.b.release()
+		}
+	})
+	for range workers {
+		wg.Go(func() {
+			for t := range tasks {
+				if ctx.Err() == nil {
+					id := ChunkID(sum256(t.data))
+					t.c.ID = id
+					if store != nil {
+						if err := store(id, t.data); err != nil {
+							cancel(err)
+						}
+					}
+				}
+				t.b.release()
+			}
+		})
+	}
+
+	var chunks []*Chunk
+	var size int64
+	var carry []byte
+	var prev *block
+	var readErr error
+	for eof := false; !eof && ctx.Err() == nil; {
+		var b *block
+		select {
+		case b = <-free:
+		case <-ctx.Done():
+			continue
+		}
+		b.refs.Store(1)
+		n := copy(b.buf, carry)
+		if prev != nil {
+			prev.release()
+			prev = nil
+		}
+		m, err := io.ReadFull(r, b.buf[n:])
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			eof = true
+		} else if err != nil {
+			readErr = fmt.Errorf("read: %w", err)
+			cancel(readErr)
+		}
+		size += int64(m)
+		if m > 0 {
+			b.refs.Add(1)
+			wholeq <- chunkTask{data: b.buf[n : n+m], b: b}
+		}
+		data := b.buf[:n+m]
+		for len(data) > 0 && (eof || len(data) >= MaxChunk) {
+			c := cut(data)
+			e := &Chunk{Size: uint32(c)}
+			chunks = append(chunks, e)
+			b.refs.Add(1)
+			tasks <- chunkTask{data: data[:c], c: e, b: b}
+			data = data[c:]
+		}
+		carry, prev = data, b
+	}
+	if prev != nil {
+		prev.release()
+	}
+	close(tasks)
+	close(wholeq)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	x := &Index{Ref: whole.sum(), Size: size, Chunks: make([]Chunk, len(chunks))}
+	for i, c := range chunks {
+		x.Chunks[i] = *c
+	}
+	return x, nil
+}

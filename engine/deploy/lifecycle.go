@@ -1,0 +1,365 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/volt-cli/volt/engine/constellation"
+	"github.com/volt-cli/volt/sdk"
+)
+
+// startAll starts the stack's workloads in order, honouring depends_on
+// conditions, and saves the state after each start so that an interrupted
+// import knows what it started.
+func (d *Deployer) startAll(ctx context.Context, st *Stack) error {
+	for i := range st.Workloads {
+		w := &st.Workloads[i]
+		if err := d.waitDeps(ctx, st, w); err != nil {
+			return err
+		}
+		if err := d.startOne(ctx, w); err != nil {
+			return err
+		}
+		if err := st.Save(d.Root); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Deployer) startOne(ctx context.Context, w *Workload) error {
+	rt, err := d.Plugins.Runtime(ctx, w.Runtime)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", w.Service, err)
+	}
+	if err := os.MkdirAll(w.Spec.StateDir, 0o755); err != nil {
+		return err
+	}
+	d.notify("%s: starting %s (%s)", w.Service, w.Type, w.Runtime)
+	h, err := rt.Start(ctx, w.Spec)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", w.Service, err)
+	}
+	w.Handle = &h
+	w.Status = sdk.StatusRunning
+	w.Started = time.Now().UTC()
+	return nil
+}
+
+// waitDeps blocks until every dependency of w meets its condition.
+func (d *Deployer) waitDeps(ctx context.Context, st *Stack, w *Workload) error {
+	for dep, cond := range w.DependsOn {
+		dw, ok := st.Workload(dep)
+		if !ok || dw.Handle == nil {
+			continue // not deployed by this runtime (host service) or not started
+		}
+		rt, err := d.Plugins.Runtime(ctx, dw.Runtime)
+		if err != nil {
+			return err
+		}
+		switch cond {
+		case constellation.ServiceCompletedSuccessfully:
+			d.notify("%s: waiting for %s to complete", w.Service, dep)
+			ws, err := rt.Wait(ctx, *dw.Handle)
+			if err != nil {
+				return fmt.Errorf("%s waits for %s: %w", w.Service, dep, err)
+			}
+			if ws.ExitCode != 0 {
+				return fmt.Errorf("%s depends on %s completing successfully, but it exited with code %d%s", w.Service, dep, ws.ExitCode, reasonSuffix(ws))
+			}
+			dw.Status = sdk.StatusStopped
+		case constellation.ServiceHealthy:
+			if dw.Healthcheck == nil {
+				continue
+			}
+			d.notify("%s: waiting for %s to be healthy", w.Service, dep)
+			if err := d.waitHealthy(ctx, rt, dw); err != nil {
+				return fmt.Errorf("%s depends on %s being healthy: %w", w.Service, dep, err)
+			}
+		default: // service_started: Start has returned.
+		}
+	}
+	return nil
+}
+
+func reasonSuffix(ws sdk.WorkloadStatus) string {
+	if ws.Reason != "" {
+		return ": " + ws.Reason
+	}
+	return ""
+}
+
+// waitHealthy runs the workload's healthcheck through Exec until it passes.
+func (d *Deployer) waitHealthy(ctx context.Context, rt sdk.Runtime, w *Workload) error {
+	hc := w.Healthcheck
+	var last error
+	for i := 0; i < hc.Retries; i++ {
+		cctx, cancel := context.WithTimeout(ctx, hc.Timeout)
+		code, err := rt.Exec(cctx, *w.Handle, sdk.ExecRequest{Command: hc.Command, Stdout: io.Discard, Stderr: io.Discard})
+		cancel()
+		if err == nil && code == 0 {
+			return nil
+		}
+		if err != nil {
+			last = err
+		} else {
+			last = fmt.Errorf("healthcheck exited with code %d", code)
+		}
+		if st, ierr := rt.Inspect(ctx, *w.Handle); ierr == nil && st.State != sdk.StatusRunning {
+			return fmt.Errorf("%s is %s%s", w.Service, st.State, reasonSuffix(st))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(hc.Interval):
+		}
+	}
+	return fmt.Errorf("not healthy after %d tries: %w", hc.Retries, last)
+}
+
+// stopAll stops a stack's workloads in reverse order (errors are logged).
+func (d *Deployer) stopAll(ctx context.Context, st *Stack) {
+	for i := len(st.Workloads) - 1; i >= 0; i-- {
+		w := &st.Workloads[i]
+		if w.Handle == nil {
+			continue
+		}
+		rt, err := d.Plugins.Runtime(ctx, w.Runtime)
+		if err != nil {
+			d.Logger.Warn("stop workload", "workload", w.Name, "err", err)
+			continue
+		}
+		if err := rt.Stop(ctx, *w.Handle, d.stopTimeout()); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+			d.Logger.Warn("stop workload", "workload", w.Name, "err", err)
+		}
+		w.Status = sdk.StatusStopped
+	}
+}
+
+// teardown stops and destroys every recorded workload of st (errors are logged).
+func (d *Deployer) teardown(ctx context.Context, st *Stack) {
+	d.stopAll(ctx, st)
+	for _, w := range st.Workloads {
+		if w.Handle == nil {
+			continue
+		}
+		if rt, err := d.Plugins.Runtime(ctx, w.Runtime); err == nil {
+			if err := rt.Destroy(ctx, *w.Handle); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+				d.Logger.Warn("destroy workload", "workload", w.Name, "err", err)
+			}
+		}
+	}
+}
+
+// WorkloadStatus is one row of Status.
+type WorkloadStatus struct {
+	Stack    string    `json:"stack"`
+	Service  string    `json:"service"`
+	Name     string    `json:"name"`
+	Type     string    `json:"type"`
+	Status   string    `json:"status"`
+	Reason   string    `json:"reason,omitempty"`
+	PID      int       `json:"pid,omitempty"`
+	Started  time.Time `json:"started,omitempty"`
+	ExitCode int       `json:"exitCode,omitempty"`
+}
+
+// Status asks each workload's runtime for its state. A workload of an
+// interrupted import is reported "interrupted", never running.
+func (d *Deployer) Status(ctx context.Context, st *Stack) []WorkloadStatus {
+	out := make([]WorkloadStatus, 0, len(st.Workloads))
+	for i := range st.Workloads {
+		w := &st.Workloads[i]
+		row := WorkloadStatus{Stack: st.Name, Service: w.Service, Name: w.Name, Type: w.Type, Status: w.Status}
+		if st.Phase == PhaseDeploying {
+			row.Status, row.Reason = "interrupted", "the import did not finish; run the import again"
+			out = append(out, row)
+			continue
+		}
+		if w.Handle == nil {
+			row.Status = sdk.StatusStopped
+			out = append(out, row)
+			continue
+		}
+		rt, err := d.Plugins.Runtime(ctx, w.Runtime)
+		if err != nil {
+			row.Status, row.Reason = sdk.StatusUnknown, err.Error()
+			out = append(out, row)
+			continue
+		}
+		if err := rt.Recover(ctx, *w.Handle); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+			row.Status, row.Reason = sdk.StatusUnknown, err.Error()
+			out = append(out, row)
+			continue
+		}
+		ws, err := rt.Inspect(ctx, *w.Handle)
+		if err != nil {
+			row.Status, row.Reason = sdk.StatusUnknown, err.Error()
+		} else {
+			row.Status, row.Reason, row.PID, row.ExitCode = ws.State, ws.Reason, ws.PID, ws.ExitCode
+			row.Started = ws.StartedAt
+			if row.Started.IsZero() {
+				row.Started = w.Started
+			}
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// Find locates a workload by "stack/service" or by its host-unique name.
+func (d *Deployer) Find(ref string) (*Stack, *Workload, error) {
+	stacks, _ := ListStacks(d.Root)
+	for _, st := range stacks {
+		for i := range st.Workloads {
+			w := &st.Workloads[i]
+			if ref == st.Name+"/"+w.Service || ref == w.Name {
+				return st, w, nil
+			}
+		}
+	}
+	return nil, nil, fmt.Errorf("no workload %q (see: volt ps -a): %w", ref, ErrNoStack)
+}
+
+// Logs writes a workload's log to w.
+func (d *Deployer) Logs(ctx context.Context, ref string, follow bool, tail int, out io.Writer) error {
+	_, w, err := d.Find(ref)
+	if err != nil {
+		return err
+	}
+	if w.Handle == nil {
+		return fmt.Errorf("%s has never been started", ref)
+	}
+	rt, err := d.Plugins.Runtime(ctx, w.Runtime)
+	if err != nil {
+		return err
+	}
+	return rt.Logs(ctx, *w.Handle, follow, tail, out)
+}
+
+// Exec runs a command in a running workload and returns its exit code.
+func (d *Deployer) Exec(ctx context.Context, ref string, req sdk.ExecRequest) (int, error) {
+	_, w, err := d.Find(ref)
+	if err != nil {
+		return -1, err
+	}
+	if w.Handle == nil {
+		return -1, fmt.Errorf("%s is not running", ref)
+	}
+	rt, err := d.Plugins.Runtime(ctx, w.Runtime)
+	if err != nil {
+		return -1, err
+	}
+	if err := rt.Recover(ctx, *w.Handle); err != nil {
+		return -1, fmt.Errorf("%s is not running: %w", ref, err)
+	}
+	return rt.Exec(ctx, *w.Handle, req)
+}
+
+// Stop stops one workload and records it.
+func (d *Deployer) Stop(ctx context.Context, ref string) error {
+	st, w, err := d.Find(ref)
+	if err != nil {
+		return err
+	}
+	if w.Handle != nil {
+		rt, err := d.Plugins.Runtime(ctx, w.Runtime)
+		if err != nil {
+			return err
+		}
+		if err := rt.Stop(ctx, *w.Handle, d.stopTimeout()); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+			return fmt.Errorf("stop %s: %w", ref, err)
+		}
+	}
+	w.Status = sdk.StatusStopped
+	return st.Save(d.Root)
+}
+
+// Start starts one stopped workload (a running one is left alone).
+func (d *Deployer) Start(ctx context.Context, ref string) error {
+	st, w, err := d.Find(ref)
+	if err != nil {
+		return err
+	}
+	if w.Handle != nil {
+		rt, err := d.Plugins.Runtime(ctx, w.Runtime)
+		if err != nil {
+			return err
+		}
+		if ws, err := rt.Inspect(ctx, *w.Handle); err == nil && ws.State == sdk.StatusRunning {
+			return nil
+		}
+		rt.Destroy(ctx, *w.Handle)
+	}
+	if err := d.startOne(ctx, w); err != nil {
+		return err
+	}
+	return st.Save(d.Root)
+}
+
+// Restart stops then starts one workload.
+func (d *Deployer) Restart(ctx context.Context, ref string) error {
+	if err := d.Stop(ctx, ref); err != nil {
+		return err
+	}
+	return d.Start(ctx, ref)
+}
+
+// DestroyOptions control Destroy.
+type DestroyOptions struct {
+	RunHooks bool
+	// KeepVolumes leaves named volumes in place.
+	KeepVolumes bool
+}
+
+// Destroy stops and removes a stack: its workloads, roots, state and (unless
+// KeepVolumes) its named volumes.
+func (d *Deployer) Destroy(ctx context.Context, name string, opts DestroyOptions) error {
+	st, err := LoadStack(d.Root, name)
+	if err != nil {
+		return err
+	}
+	env := hookEnvironment(st, stackDir(d.Root, name))
+	if opts.RunHooks {
+		if err := runHook(ctx, st.Hooks["pre-destroy"], "pre-destroy", env, d.Logger); err != nil {
+			return fmt.Errorf("%w: pre-destroy: %v (nothing was removed)", ErrHookFailed, err)
+		}
+	} else if len(st.Hooks) > 0 && (st.Hooks["pre-destroy"] != "" || st.Hooks["post-destroy"] != "") {
+		d.notify("stack has destroy hooks: not run (use --run-hooks to run them)")
+	}
+	d.teardown(ctx, st)
+	for _, w := range st.Workloads {
+		if err := os.RemoveAll(filepath.Dir(w.Spec.Root)); err != nil {
+			return fmt.Errorf("remove %s: %w", w.Name, err)
+		}
+	}
+	var post string
+	if opts.RunHooks && st.Hooks["post-destroy"] != "" {
+		// Keep the script outside the stack dir, which is removed first.
+		f, err := os.CreateTemp("", "volt-post-destroy-*.sh")
+		if err == nil {
+			data, _ := os.ReadFile(st.Hooks["post-destroy"])
+			f.Write(data)
+			f.Close()
+			post = f.Name()
+			defer os.Remove(post)
+		}
+	}
+	if !opts.KeepVolumes {
+		os.RemoveAll(filepath.Join(d.Root, "volumes", name))
+	}
+	if err := os.RemoveAll(stackDir(d.Root, name)); err != nil {
+		return err
+	}
+	if post != "" {
+		if err := runHook(ctx, post, "post-destroy", env, d.Logger); err != nil {
+			return fmt.Errorf("stack destroyed, but the post-destroy hook failed: %w", err)
+		}
+	}
+	return nil
+}

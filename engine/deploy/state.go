@@ -1,0 +1,163 @@
+package deploy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/volt-cli/volt/engine/atomicfile"
+	"github.com/volt-cli/volt/sdk"
+)
+
+// StateVersion is the version of stack.json this package writes.
+const StateVersion = 1
+
+// Stack phases.
+const (
+	// PhaseDeploying marks a stack whose import has not finished: if no
+	// import is running, it was interrupted, and its workloads are not
+	// reported as running.
+	PhaseDeploying = "deploying"
+	// PhaseDeployed marks a finished import.
+	PhaseDeployed = "deployed"
+)
+
+// Stack is $VOLT_ROOT/stacks/<name>/stack.json (FORMATS.md §5).
+type Stack struct {
+	StateVersion int        `json:"stateVersion"`
+	Name         string     `json:"name"`
+	Phase        string     `json:"phase"`
+	Bundle       BundleRef  `json:"bundle"`
+	DeployedAt   time.Time  `json:"deployedAt"`
+	Workloads    []Workload `json:"workloads"` // in start order
+	// Hooks maps hook kinds to scripts kept in the stack dir (for destroy).
+	Hooks map[string]string `json:"hooks,omitempty"`
+	// Vars are the --set values the stack was deployed with.
+	Vars map[string]string `json:"vars,omitempty"`
+}
+
+// BundleRef names the bundle a stack was deployed from.
+type BundleRef struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// Digest is the BLAKE3 of bundle.json.
+	Digest   string `json:"digest"`
+	Platform string `json:"platform"`
+	Signer   string `json:"signer,omitempty"`
+}
+
+// Workload is one running (or stopped) service of a stack.
+type Workload struct {
+	Name    string `json:"name"`    // host-unique: <stack>-<service>
+	Service string `json:"service"` // name in the Constellation
+	Type    string `json:"type"`    // container or vm
+	Runtime string `json:"runtime"` // runtime plugin name
+	// Handle is the runtime's opaque handle (nil when not started).
+	Handle  *sdk.Handle      `json:"handle,omitempty"`
+	Spec    sdk.WorkloadSpec `json:"spec"`
+	Config  []AppliedConfig  `json:"config,omitempty"`
+	Status  string           `json:"status"`
+	Started time.Time        `json:"started,omitempty"`
+	// DependsOn maps services this one waits for to their condition.
+	DependsOn map[string]string `json:"dependsOn,omitempty"`
+	// Healthcheck is run through Exec for service_healthy dependants.
+	Healthcheck *Healthcheck `json:"healthcheck,omitempty"`
+}
+
+// Healthcheck is a resolved health test.
+type Healthcheck struct {
+	Command  []string      `json:"command"`
+	Interval time.Duration `json:"interval"`
+	Timeout  time.Duration `json:"timeout"`
+	Retries  int           `json:"retries"`
+}
+
+// AppliedConfig records an overlay written into a workload.
+type AppliedConfig struct {
+	Source string `json:"source"` // bundle entry
+	Target string `json:"target"`
+	Digest string `json:"digest"` // BLAKE3 of the bytes written
+}
+
+// stackDir is $root/stacks/<name>.
+func stackDir(root, name string) string { return filepath.Join(root, "stacks", name) }
+
+func stackFile(root, name string) string { return filepath.Join(stackDir(root, name), "stack.json") }
+
+// ErrNoStack is returned when a stack is not deployed.
+var ErrNoStack = errors.New("no such stack")
+
+// LoadStack reads a deployed stack's state.
+func LoadStack(root, name string) (*Stack, error) {
+	data, err := os.ReadFile(stackFile(root, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("stack %q: %w", name, ErrNoStack)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read stack %q: %w", name, err)
+	}
+	var s Stack
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("stack %q: corrupt stack.json: %w", name, err)
+	}
+	if s.StateVersion != StateVersion {
+		return nil, fmt.Errorf("stack %q: stack.json version %d, this volt reads %d", name, s.StateVersion, StateVersion)
+	}
+	return &s, nil
+}
+
+// Save writes the stack's state atomically.
+func (s *Stack) Save(root string) error {
+	s.StateVersion = StateVersion
+	if err := os.MkdirAll(stackDir(root, s.Name), 0o755); err != nil {
+		return fmt.Errorf("save stack %q: %w", s.Name, err)
+	}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(stackFile(root, s.Name), append(data, '\n'), 0o644)
+}
+
+// ListStacks returns every deployed stack, sorted by name. Unreadable
+// stacks are returned as errors beside the readable ones.
+func ListStacks(root string) ([]*Stack, []error) {
+	ents, err := os.ReadDir(filepath.Join(root, "stacks"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, []error{err}
+	}
+	var out []*Stack
+	var errs []error
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		s, err := LoadStack(root, e.Name())
+		if err != nil {
+			if !errors.Is(err, ErrNoStack) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, errs
+}
+
+// Workload returns the workload for a service (or a full workload name).
+func (s *Stack) Workload(name string) (*Workload, bool) {
+	for i := range s.Workloads {
+		if s.Workloads[i].Service == name || s.Workloads[i].Name == name {
+			return &s.Workloads[i], true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,257 @@
+package digest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/bits"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+
+	"lukechampine.com/blake3/guts"
+)
+
+// SegmentSize is the span of input one worker hashes at a time in ReaderAt:
+// a power-of-two number of BLAKE3 chunks, so each segment is a complete,
+// aligned subtree of the BLAKE3 tree and segments can be hashed independently.
+const SegmentSize = 8 << 20
+
+const (
+	simdBytes = guts.MaxSIMD * guts.ChunkSize // bytes hashed per guts.CompressBuffer call
+	simdLog   = 4                             // log2(guts.MaxSIMD): tree height of one CompressBuffer result
+)
+
+// cvStack merges BLAKE3 subtree chaining values pushed in input order, the
+// way lukechampine.com/blake3's Hasher does. counter counts chunks pushed.
+type cvStack struct {
+	cvs     [64][8]uint32
+	counter uint64
+}
+
+// push adds the chaining value of a complete subtree of 2^height chunks. The
+// caller guarantees that counter is a multiple of 2^height.
+func (s *cvStack) push(cv [8]uint32, height int) {
+	i := height
+	for s.counter&(1<<i) != 0 {
+		cv = guts.ChainingValue(guts.ParentNode(s.cvs[i], cv, &guts.IV, 0))
+		i++
+	}
+	s.cvs[i] = cv
+	s.counter += 1 << height
+}
+
+// root folds the stack with the node of the final chunk and returns the
+// 32-byte root hash.
+func (s *cvStack) root(last guts.Node) []byte {
+	n := last
+	for i := bits.TrailingZeros64(s.counter); i < bits.Len64(s.counter); i++ {
+		if s.counter&(1<<i) != 0 {
+			n = guts.ParentNode(s.cvs[i], guts.ChainingValue(n), &guts.IV, 0)
+		}
+	}
+	n.Flags |= guts.FlagRoot
+	out := guts.WordsToBytes(guts.CompressNode(n))
+	return out[:Size]
+}
+
+// ReaderAt returns the digest of the n bytes of r starting at off. Inputs
+// larger than two segments are split into SegmentSize-aligned subtrees hashed
+// on up to workers goroutines (reading with ReadAt, BufSize at a time), so a
+// single large file is hashed on all cores; the result is the plain BLAKE3-256
+// of the bytes, identical to File and b3sum. progress, when non-nil, is
+// called with the number of bytes just hashed; calls are serialised. A short
+// input (r ends before off+n) is an error wrapping io.ErrUnexpectedEOF.
+func ReaderAt(ctx context.Context, r io.ReaderAt, off, n int64, workers int, progress func(int64)) (string, error) {
+	if n < 0 {
+		return "", fmt.Errorf("hash: negative length %d", n)
+	}
+	var mu sync.Mutex
+	report := func(k int64) {
+		if progress != nil {
+			mu.Lock()
+			progress(k)
+			mu.Unlock()
+		}
+	}
+	if workers < 1 {
+		workers = 1
+	}
+	if n <= 2*SegmentSize || workers == 1 {
+		return sequentialAt(ctx, r, off, n, report)
+	}
+
+	if f, ok := r.(*os.File); ok {
+		if src, release, err := mapFile(f, off, n); err == nil {
+			defer release()
+			return parallel(ctx, src, off, n, workers, report)
+		}
+		// mmap is an optimisation: fall back to pread.
+	}
+	return parallel(ctx, preadSource{r}, off, n, workers, report)
+}
+
+// source yields the n bytes at off, in buf or in place.
+type source interface {
+	at(buf []byte, off int64, n int) ([]byte, error)
+}
+
+// preadSource reads with ReadAt into the caller's buffer.
+type preadSource struct{ r io.ReaderAt }
+
+func (s preadSource) at(buf []byte, off int64, n int) ([]byte, error) {
+	return buf[:n], readAt(s.r, buf[:n], off)
+}
+
+// mappedSource serves bytes from a memory mapping of [base, base+len(m)).
+type mappedSource struct {
+	m    []byte
+	base int64
+}
+
+func (s mappedSource) at(_ []byte, off int64, n int) ([]byte, error) {
+	i := off - s.base
+	if i < 0 || i+int64(n) > int64(len(s.m)) {
+		return nil, fmt.Errorf("hash: range %d+%d outside the mapping", off, n)
+	}
+	return s.m[i : i+int64(n)], nil
+}
+
+// parallel hashes n bytes of src at off as SegmentSize subtrees on workers
+// goroutines, then the remainder and the root on the calling goroutine.
+func parallel(ctx context.Context, src source, off, n int64, workers int, report func(int64)) (string, error) {
+	const segChunks = SegmentSize / guts.ChunkSize
+	segHeight := bits.TrailingZeros64(segChunks)
+	before := uint64((n - 1) / guts.ChunkSize) // complete chunks before the final chunk
+	nseg := int(before / segChunks)
+	cvs := make([][8]uint32, nseg)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var next atomic.Int64
+	var firstErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	for w := 0; w < min(workers, nseg); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, BufSize)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= nseg || ctx.Err() != nil {
+					return
+				}
+				cv, err := segmentCV(ctx, src, off+int64(i)*SegmentSize, uint64(i)*segChunks, segHeight, buf)
+				if err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+				cvs[i] = cv
+				report(SegmentSize)
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return "", firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+
+	var st cvStack
+	for _, cv := range cvs {
+		st.push(cv, segHeight)
+	}
+	// The rest (fewer than segChunks complete chunks, then the final chunk)
+	// is small: read it whole and hash it as power-of-two eigentrees.
+	restOff := int64(nseg) * SegmentSize
+	rest := make([]byte, n-restOff, n-restOff+simdBytes)
+	if err := guard(func() error {
+		b, err := src.at(rest, off+restOff, len(rest))
+		copy(rest, b)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	restChunks := before - uint64(nseg)*segChunks
+	p := rest
+	for _, h := range guts.Eigentrees(st.counter, restChunks) {
+		size := (1 << h) * guts.ChunkSize
+		node := guts.CompressEigentree(p[:size:size], &guts.IV, st.counter, 0)
+		st.push(guts.ChainingValue(node), h)
+		p = p[size:]
+	}
+	last := guts.CompressChunk(p, &guts.IV, st.counter, 0)
+	report(int64(len(rest)))
+	return Format(st.root(last)), nil
+}
+
+// guard runs fn, turning a memory fault (a mapped file truncated under us)
+// into an error instead of a crash.
+func guard(fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("hash: %w: fault reading mapped file (truncated while hashing?): %v", io.ErrUnexpectedEOF, p)
+		}
+	}()
+	return fn()
+}
+
+// segmentCV hashes the SegmentSize bytes at off, whose first chunk has index
+// counter, and returns the chaining value of that subtree (not a root).
+func segmentCV(ctx context.Context, src source, off int64, counter uint64, height int, buf []byte) (cv [8]uint32, err error) {
+	var st cvStack
+	err = guard(func() error {
+		for done := int64(0); done < SegmentSize; {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			b, err := src.at(buf, off+done, int(min(int64(len(buf)), SegmentSize-done)))
+			if err != nil {
+				return err
+			}
+			for j := 0; j < len(b); j += simdBytes {
+				node := guts.CompressBuffer((*[simdBytes]byte)(b[j:j+simdBytes]), simdBytes, &guts.IV, counter+st.counter, 0)
+				st.push(guts.ChainingValue(node), simdLog)
+			}
+			done += int64(len(b))
+		}
+		return nil
+	})
+	return st.cvs[height], err
+}
+
+// sequentialAt hashes n bytes at off on the calling goroutine.
+func sequentialAt(ctx context.Context, r io.ReaderAt, off, n int64, report func(int64)) (string, error) {
+	h := New()
+	buf := make([]byte, min(n, BufSize))
+	for done := int64(0); done < n; {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		b := buf[:min(int64(len(buf)), n-done)]
+		if err := readAt(r, b, off+done); err != nil {
+			return "", err
+		}
+		h.Write(b)
+		done += int64(len(b))
+		report(int64(len(b)))
+	}
+	return Format(h.Sum(nil)), nil
+}
+
+// readAt fills b from r at off; a short read is io.ErrUnexpectedEOF.
+func readAt(r io.ReaderAt, b []byte, off int64) error {
+	n, err := r.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("hash: read %d bytes at %d: %w", len(b), off, err)
+}

@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/volt-cli/volt/engine/deploy"
+	"github.com/volt-cli/volt/engine/flock"
+	"github.com/volt-cli/volt/sdk"
+)
+
+// Deployer returns the deployer for this state root.
+func (e *Engine) Deployer(notify func(string)) *deploy.Deployer {
+	return &deploy.Deployer{Root: e.Root, Plugins: e.Plugins(), Logger: e.Logger, Notify: notify}
+}
+
+// ImportOptions are the inputs of Import.
+type ImportOptions struct {
+	deploy.ImportOptions
+	// Verify requires a trusted signature (also config bundle.require_signature).
+	Verify bool
+	// Notify receives progress and warnings for the user.
+	Notify func(string)
+	// OnWait is called if another volt process holds the state lock.
+	OnWait func()
+}
+
+// Import verifies and deploys a bundle. The state root is locked for the
+// whole import, so concurrent imports run one after the other.
+func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack, error) {
+	lock, err := e.Lock(ctx, opts.OnWait)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	rep, err := e.VerifyBundle(ctx, opts.Bundle, VerifyOptions{RequireSignature: opts.Verify})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range rep.Checks {
+		if c.Name == "signature" && c.OK && !c.Skip {
+			opts.Signer = c.Detail
+		}
+	}
+	return e.Deployer(opts.Notify).Import(ctx, opts.ImportOptions)
+}
+
+// PS returns the status of every workload of every stack (all, or only running ones).
+func (e *Engine) PS(ctx context.Context, all bool) ([]deploy.WorkloadStatus, []error) {
+	stacks, errs := deploy.ListStacks(e.Root)
+	d := e.Deployer(nil)
+	var out []deploy.WorkloadStatus
+	for _, st := range stacks {
+		for _, ws := range d.Status(ctx, st) {
+			if all || ws.Status == sdk.StatusRunning {
+				out = append(out, ws)
+			}
+		}
+	}
+	return out, errs
+}
+
+// Stacks lists deployed stacks.
+func (e *Engine) Stacks() ([]*deploy.Stack, []error) { return deploy.ListStacks(e.Root) }
+
+// Logs writes a workload's log ("stack/service" or workload name).
+func (e *Engine) Logs(ctx context.Context, ref string, follow bool, tail int, w io.Writer) error {
+	return e.Deployer(nil).Logs(ctx, ref, follow, tail, w)
+}
+
+// Exec runs a command in a workload and returns its exit code.
+func (e *Engine) Exec(ctx context.Context, ref string, req sdk.ExecRequest) (int, error) {
+	return e.Deployer(nil).Exec(ctx, ref, req)
+}
+
+// WorkloadAction applies start, stop or restart to one workload under the state lock.
+func (e *Engine) WorkloadAction(ctx context.Context, action, ref string) error {
+	return e.locked(ctx, func(d *deploy.Deployer) error {
+		switch action {
+		case "start":
+			return d.Start(ctx, ref)
+		case "stop":
+			return d.Stop(ctx, ref)
+		case "restart":
+			return d.Restart(ctx, ref)
+		}
+		return fmt.Errorf("unknown action %q", action)
+	})
+}
+
+// Inspect returns a workload's stack entry and live status.
+func (e *Engine) Inspect(ctx context.Context, ref string) (*deploy.Workload, *deploy.WorkloadStatus, error) {
+	d := e.Deployer(nil)
+	st, w, err := d.Find(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, s := range d.Status(ctx, st) {
+		if s.Name == w.Name {
+			return w, &s, nil
+		}
+	}
+	return w, nil, nil
+}
+
+// DestroyStack stops and removes a stack.
+func (e *Engine) DestroyStack(ctx context.Context, name string, opts deploy.DestroyOptions, notify func(string)) error {
+	lock, err := e.Lock(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	return e.Deployer(notify).Destroy(ctx, name, opts)
+}
+
+func (e *Engine) locked(ctx context.Context, fn func(*deploy.Deployer) error) error {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	lock, err := e.Lock(lctx, nil)
+	if err != nil {
+		if errors.Is(err, flock.ErrTimeout) {
+			return fmt.Errorf("%w (is an import running?)", err)
+		}
+		return err
+	}
+	defer lock.Release()
+	return fn(e.Deployer(nil))
+}

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Runs before the stack starts.
+echo "deploying $VOLT_STACK"

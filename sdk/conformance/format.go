@@ -1,0 +1,212 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/volt-cli/volt/sdk"
+)
+
+// FormatFixture is what a format plugin's test gives the suite.
+type FormatFixture struct {
+	// Format is the plugin under test, normally a client from sdktest.Format.
+	Format sdk.Format
+	// Name is the format exercised, e.g. "oci"; Describe must list it.
+	Name string
+	// Input returns the path of a valid input in format Name.
+	Input func(t *testing.T) string
+	// Bad returns paths of inputs that Unpack must refuse (corrupt,
+	// truncated, escaping the destination...).
+	Bad func(t *testing.T) []string
+	// PackFormat is the format Pack is asked for in the round trip; "" means Name.
+	PackFormat string
+	// NoRoundTrip skips Unpack → Pack → Unpack (for plugins that only Convert).
+	NoRoundTrip bool
+	// Equal compares two unpacked trees; nil means CompareTrees.
+	Equal func(t *testing.T, a, b string)
+	// Timeout bounds each subtest; 0 means 60 s.
+	Timeout time.Duration
+}
+
+// Format runs the format conformance suite: Info and Describe, an
+// Unpack → Pack → Unpack round trip that yields an equal tree, refusal of
+// bad inputs and unknown formats, and a cancelled ctx.
+func Format(t *testing.T, factory func(t *testing.T) FormatFixture) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, f FormatFixture, ctx context.Context)
+	}{
+		{"InfoDescribe", testDescribe},
+		{"RoundTrip", testRoundTrip},
+		{"BadInputRefused", testBadInput},
+		{"UnknownFormatRefused", testUnknownFormat},
+		{"Cancelled", testFormatCancelled},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := factory(t)
+			d := f.Timeout
+			if d == 0 {
+				d = 60 * time.Second
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), d)
+			defer cancel()
+			tc.run(t, f, ctx)
+		})
+	}
+}
+
+func testDescribe(t *testing.T, f FormatFixture, ctx context.Context) {
+	info, err := f.Format.Info(ctx)
+	if err != nil {
+		t.Fatalf("Info: %v", err)
+	}
+	if info.Kind != sdk.KindFormat || info.Name == "" || !slices.Contains(info.APIVersions, sdk.APIVersion) {
+		t.Errorf("Info = %+v: want kind %q, a name, API %d", info, sdk.KindFormat, sdk.APIVersion)
+	}
+	d, err := f.Format.Describe(ctx)
+	if err != nil {
+		t.Fatalf("Describe: %v", err)
+	}
+	if !slices.Contains(d.Formats, f.Name) {
+		t.Errorf("Describe formats %v do not list %q", d.Formats, f.Name)
+	}
+}
+
+func testRoundTrip(t *testing.T, f FormatFixture, ctx context.Context) {
+	if f.NoRoundTrip {
+		t.Skip("fixture has no round trip")
+	}
+	d1 := t.TempDir()
+	if err := f.Format.Unpack(ctx, sdk.UnpackRequest{Image: f.Input(t), Format: f.Name, Dest: d1}); err != nil {
+		t.Fatalf("Unpack: %v", err)
+	}
+	pf := f.PackFormat
+	if pf == "" {
+		pf = f.Name
+	}
+	staging := t.TempDir()
+	files, err := f.Format.Pack(ctx, sdk.PackRequest{Source: d1, Format: pf, Staging: staging})
+	if err != nil {
+		t.Fatalf("Pack: %v", err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("Pack returned no files")
+	}
+	for _, pfile := range files {
+		if !filepath.IsLocal(pfile.Path) {
+			t.Fatalf("Pack: file %q is not inside the staging dir", pfile.Path)
+		}
+	}
+	d2 := t.TempDir()
+	if err := f.Format.Unpack(ctx, sdk.UnpackRequest{Image: filepath.Join(staging, files[0].Path), Format: pf, Dest: d2}); err != nil {
+		t.Fatalf("Unpack of the packed file: %v", err)
+	}
+	eq := f.Equal
+	if eq == nil {
+		eq = CompareTrees
+	}
+	eq(t, d1, d2)
+}
+
+func testBadInput(t *testing.T, f FormatFixture, ctx context.Context) {
+	if f.Bad == nil {
+		t.Skip("fixture has no bad inputs")
+	}
+	for _, bad := range f.Bad(t) {
+		parent := t.TempDir()
+		dest := filepath.Join(parent, "dest")
+		if err := os.Mkdir(dest, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Format.Unpack(ctx, sdk.UnpackRequest{Image: bad, Format: f.Name, Dest: dest}); err == nil {
+			t.Errorf("Unpack(%s) accepted a bad input", filepath.Base(bad))
+		}
+		ents, _ := os.ReadDir(parent)
+		if len(ents) != 1 {
+			t.Errorf("Unpack(%s) wrote next to the destination: %d entries", filepath.Base(bad), len(ents))
+		}
+	}
+}
+
+func testUnknownFormat(t *testing.T, f FormatFixture, ctx context.Context) {
+	err := f.Format.Unpack(ctx, sdk.UnpackRequest{Image: f.Input(t), Format: "no-such-format", Dest: t.TempDir()})
+	if err == nil {
+		t.Fatal("Unpack of an unknown format succeeded")
+	}
+}
+
+func testFormatCancelled(t *testing.T, f FormatFixture, ctx context.Context) {
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := f.Format.Unpack(cctx, sdk.UnpackRequest{Image: f.Input(t), Format: f.Name, Dest: t.TempDir()}); err == nil {
+		t.Error("Unpack with a cancelled ctx succeeded")
+	}
+}
+
+// CompareTrees fails t unless directories a and b hold the same names, types,
+// permission bits, file contents and symlink targets.
+func CompareTrees(t *testing.T, a, b string) {
+	t.Helper()
+	ta, tb := walkTree(t, a), walkTree(t, b)
+	for name, ea := range ta {
+		eb, ok := tb[name]
+		switch {
+		case !ok:
+			t.Errorf("%s: only in %s", name, a)
+		case ea.mode != eb.mode:
+			t.Errorf("%s: mode %v vs %v", name, ea.mode, eb.mode)
+		case !bytes.Equal(ea.data, eb.data):
+			t.Errorf("%s: contents differ", name)
+		}
+	}
+	for name := range tb {
+		if _, ok := ta[name]; !ok {
+			t.Errorf("%s: only in %s", name, b)
+		}
+	}
+}
+
+type treeEntry struct {
+	mode fs.FileMode
+	data []byte // file contents or link target
+}
+
+func walkTree(t *testing.T, root string) map[string]treeEntry {
+	t.Helper()
+	out := map[string]treeEntry{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "." {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		e := treeEntry{mode: fi.Mode() & (fs.ModeType | fs.ModePerm)}
+		switch {
+		case fi.Mode().IsRegular():
+			e.data, err = os.ReadFile(p)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			var l string
+			l, err = os.Readlink(p)
+			e.data = []byte(l)
+		}
+		out[rel] = e
+		return err
+	})
+	if err != nil {
+		t.Fatalf("walk %s: %v", root, err)
+	}
+	return out
+}

@@ -1,0 +1,108 @@
+package starlark
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/volt-cli/volt/engine/plan"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files and docs/recipes.md")
+
+// examplesDir is the repository's examples directory.
+func examplesDir(t testing.TB) string {
+	t.Helper()
+	d, err := filepath.Abs("../examples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// planJSON renders a Plan with its machine-specific Root blanked.
+func planJSON(t testing.TB, p *plan.Plan) []byte {
+	t.Helper()
+	c := *p
+	c.Root = "<root>"
+	b, err := json.MarshalIndent(&c, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
+
+func TestGoldenExamples(t *testing.T) {
+	for _, ex := range []string{"web-recipe", "multi", "shared-lib"} {
+		t.Run(ex, func(t *testing.T) {
+			root := filepath.Join(examplesDir(t), ex)
+			if _, err := os.Stat(root); err != nil {
+				t.Skipf("example %s absent", ex)
+			}
+			p, err := Eval(context.Background(), Options{Root: root})
+			if err != nil {
+				var d *Diagnostic
+				if errors.As(err, &d) {
+					t.Fatalf("Eval: %s", d.Render())
+				}
+				t.Fatalf("Eval: %v", err)
+			}
+			got := planJSON(t, p)
+			golden := filepath.Join("testdata", ex+".golden.json")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./starlark -update)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("plan differs from %s (run with -update after checking):\n%s", golden, got)
+			}
+		})
+	}
+}
+
+func TestDeterminism(t *testing.T) {
+	for _, ex := range []string{"multi", "shared-lib"} {
+		root := filepath.Join(examplesDir(t), ex)
+		a, err := Eval(context.Background(), Options{Root: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Eval(context.Background(), Options{Root: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("%s: two evaluations gave different Plans", ex)
+		}
+		if !bytes.Equal(planJSON(t, a), planJSON(t, b)) {
+			t.Errorf("%s: two evaluations gave different JSON", ex)
+		}
+	}
+}
+
+// TestExampleHello evaluates examples/hello (a Constellation with no
+// volt.star, owned elsewhere) through the default recipe.
+func TestExampleHello(t *testing.T) {
+	root := filepath.Join(examplesDir(t), "hello")
+	if _, err := os.Stat(root); err != nil {
+		t.Skip("examples/hello absent")
+	}
+	p, err := Eval(context.Background(), Options{Root: root})
+	if err != nil {
+		t.Fatalf("Eval: %v", err)
+	}
+	if p.Recipe != "" || p.Version != "0.1.0" || len(p.Services) == 0 {
+		t.Errorf("plan = recipe %q version %q services %d", p.Recipe, p.Version, len(p.Services))
+	}
+}
