@@ -88,7 +88,7 @@ func (e *Engine) CreateBundle(ctx context.Context, opts CreateOptions) (*CreateR
 		Tool:      "volt " + Version,
 		Progress:  opts.Progress,
 	}
-	e.attachPlugins(ctx, &bopts)
+	e.attachPlugins(ctx, &bopts, opts.Print)
 	res := &CreateResult{Plan: p}
 	if opts.DryRun {
 		l, err := build.DryRun(ctx, p, bopts)
@@ -128,13 +128,11 @@ func (e *Engine) CreateBundle(ctx context.Context, opts CreateOptions) (*CreateR
 	return res, nil
 }
 
-// attachPlugins wires format and runtime plugins into a build when they are
-// available. Without them, directory images and build() steps are refused
-// with a clear message by engine/build.
-func (e *Engine) attachPlugins(ctx context.Context, opts *build.Options) {
-	if pk := e.packer(ctx); pk != nil {
-		opts.Packer = pk
-	}
+// attachPlugins wires format and runtime plugins into a build. When a
+// needed plugin is missing, engine/build reports it with the recipe line.
+func (e *Engine) attachPlugins(ctx context.Context, opts *build.Options, log func(string)) {
+	opts.Packer = e.packer(ctx)
+	opts.Builder = e.builder(log)
 }
 
 // BundleSummary is one row of InspectBundle and ListBundles.

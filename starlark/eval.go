@@ -161,7 +161,7 @@ func (ev *evaluator) run() (p *plan.Plan, err error) {
 	}
 	name, err := ev.resolveLabel(label, "")
 	if err != nil {
-		return nil, ev.diag(err, nil, plan.Pos{File: entry})
+		return nil, ev.diag(err, plan.Pos{File: entry})
 	}
 	ev.d.entry = name
 	if recipe != "" {
@@ -171,7 +171,7 @@ func (ev *evaluator) run() (p *plan.Plan, err error) {
 		if IsRecipeError(err) || ev.ctx.Err() != nil {
 			return nil, err
 		}
-		return nil, ev.diag(err, nil, plan.Pos{File: name})
+		return nil, ev.diag(err, plan.Pos{File: name})
 	}
 	p, err = ev.finish(recipe)
 	if err != nil {
@@ -481,7 +481,7 @@ func (ev *evaluator) diagPos(p plan.Pos, msg, hint string) *Diagnostic {
 
 // diag converts any error met during evaluation into a *Diagnostic at
 // fallback unless it carries a position of its own.
-func (ev *evaluator) diag(err error, stack sl.CallStack, fallback plan.Pos) *Diagnostic {
+func (ev *evaluator) diag(err error, fallback plan.Pos) *Diagnostic {
 	var d *Diagnostic
 	if errors.As(err, &d) {
 		return d
@@ -504,7 +504,7 @@ func (ev *evaluator) evalDiag(err error) error {
 	}
 	var ee *sl.EvalError
 	if !errors.As(err, &ee) {
-		return ev.diag(err, nil, plan.Pos{})
+		return ev.diag(err, plan.Pos{})
 	}
 	pos := ev.normPos(recipePos(ee.CallStack))
 	msg := ee.Msg

@@ -106,3 +106,27 @@ func TestExampleHello(t *testing.T) {
 		t.Errorf("plan = recipe %q version %q services %d", p.Recipe, p.Version, len(p.Services))
 	}
 }
+
+// TestConcurrentEval checks evaluations share no mutable state (run with -race).
+func TestConcurrentEval(t *testing.T) {
+	root := filepath.Join(examplesDir(t), "multi")
+	want, err := Eval(context.Background(), Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			p, err := Eval(context.Background(), Options{Root: root})
+			if err == nil && !reflect.DeepEqual(p, want) {
+				err = errors.New("different plan")
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

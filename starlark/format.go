@@ -4,9 +4,10 @@ import (
 	"github.com/bazelbuild/buildtools/build"
 )
 
-// Format returns src in canonical form (the layout of buildifier, from
-// github.com/bazelbuild/buildtools/build, in its generic Starlark mode: no
-// BUILD-file rewrites such as argument sorting). It is idempotent. A syntax
+// Format returns src in canonical form: the layout of buildifier (from
+// github.com/bazelbuild/buildtools/build) without any of its rewrites, so
+// nothing is reordered, only indentation, spacing, line breaks and trailing
+// commas change. It is idempotent. A syntax
 // error is returned as a *Diagnostic for file "<input>".
 func Format(src []byte) ([]byte, error) {
 	return FormatFile("<input>", src)
@@ -23,5 +24,5 @@ func FormatFile(name string, src []byte) ([]byte, error) {
 	if err != nil {
 		return nil, &Diagnostic{File: name, Msg: "format: " + err.Error()}
 	}
-	return build.Format(f), nil
+	return build.FormatWithoutRewriting(f), nil
 }

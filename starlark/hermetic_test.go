@@ -267,3 +267,24 @@ func TestExplicitFile(t *testing.T) {
 		t.Errorf("relative root: %v", err)
 	}
 }
+
+// TestExamplesFormatted keeps the examples and the stdlib in canonical form.
+func TestExamplesFormatted(t *testing.T) {
+	files, _ := filepath.Glob("../examples/*/*.star")
+	more, _ := filepath.Glob("../examples/*/lib/*.star")
+	std, _ := filepath.Glob("../stdlib/*.star")
+	for _, f := range append(append(files, more...), std...) {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := FormatFile(f, src)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if !bytes.Equal(got, src) {
+			t.Errorf("%s is not formatted; volt recipe fmt gives:\n%s", f, got)
+		}
+	}
+}

@@ -31,6 +31,20 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "build volt: %v\n%s", err, out)
 			os.Exit(1)
 		}
+		if os.Getenv("VOLT_PLUGIN_PATH") == "" {
+			// The plugins the CLI needs, built beside it (found as the
+			// executable's directory).
+			for _, p := range []string{"format-oci", "format-qcow2", "format-ace", "runtime-nspawn", "runtime-qemu"} {
+				if _, err := os.Stat(filepath.Join("..", "..", "plugins", p, "main.go")); err != nil {
+					continue
+				}
+				out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "volt-plugin-"+p), "../../plugins/"+p).CombinedOutput()
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "build plugin %s: %v\n%s", p, err, out)
+					os.Exit(1)
+				}
+			}
+		}
 		code := m.Run()
 		os.RemoveAll(dir)
 		os.Exit(code)

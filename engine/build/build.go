@@ -278,12 +278,24 @@ func (b *builder) checkFile(rel string, at plan.Pos) error {
 
 // image resolves one platform's image source to a bundle entry (or CAS ref).
 func (b *builder) image(s *plan.Service, src *plan.ImageSource, pl bundle.Platform) (*bundle.Image, error) {
+	if src.Kind == plan.KindBuild && !b.execute {
+		// Dry run: the step would run and its tree be packed as an OCI image.
+		name := path.Join("images", s.Name, pl.FileString()+".tar")
+		b.add(bundle.Entry{Name: name})
+		return &bundle.Image{Path: &name, Format: bundle.FormatOCI}, nil
+	}
 	file, err := b.resolve(s, src, pl)
 	if err != nil {
 		return nil, err
 	}
-	format, ext, err := bundle.DetectFormat(file)
-	if err != nil {
+	var format, ext string
+	if fi, serr := os.Stat(file); serr == nil && fi.IsDir() {
+		// Dry run of a directory image: it would be packed into an OCI tar.
+		format, ext = bundle.FormatOCI, ".tar"
+		if src.Kind == plan.KindRootfs {
+			format = bundle.FormatRootfs
+		}
+	} else if format, ext, err = bundle.DetectFormat(file); err != nil {
 		return nil, &plan.Error{At: src.At, Msg: fmt.Sprintf("image %q: %v", src.Path, err)}
 	}
 	if s.Type == plan.VM && format != bundle.FormatQCOW2 && format != bundle.FormatRaw {
@@ -309,9 +321,6 @@ func (b *builder) resolve(s *plan.Service, src *plan.ImageSource, pl bundle.Plat
 	if src.Kind == plan.KindBuild {
 		if src.Build == nil {
 			return "", &plan.Error{At: src.At, Msg: "build() without a step"}
-		}
-		if !b.execute {
-			return "", &plan.Error{At: src.At, Msg: "build() steps run only in a real build (not --dry-run)"}
 		}
 		if b.opts.Builder == nil {
 			return "", &plan.Error{At: src.At, Msg: ErrNoBuilder.Error(), Hint: "install the runtime-nspawn plugin (volt plugin list)"}

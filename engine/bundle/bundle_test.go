@@ -104,6 +104,17 @@ func TestWriteOpenRoundTrip(t *testing.T) {
 	if got := r.Entries()[3]; !got.Stored {
 		t.Errorf("image should be stored: %+v", got)
 	}
+	sr, err := r.EntryReaderAt(imgName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inPlace, _ := io.ReadAll(sr)
+	if fileData, _ := os.ReadFile(entries[1].Path); !bytes.Equal(inPlace, fileData) {
+		t.Error("EntryReaderAt bytes differ from the image")
+	}
+	if _, err := r.EntryReaderAt("compose.yaml"); err == nil {
+		t.Error("EntryReaderAt of a deflated entry should fail")
+	}
 	if ManifestDigest(r.ManifestBytes()) != digest.Bytes(r.ManifestBytes()) || r.Manifest().Name != "demo" {
 		t.Error("manifest bytes/digest mismatch")
 	}
@@ -180,7 +191,30 @@ func TestWriteZip64(t *testing.T) {
 	if _, err := r.Verify(context.Background(), VerifyOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	r.Close()
 	unzipTest(t, path)
+	// Removing and re-adding the signature round-trips through Zip64 records.
+	want, _ := os.ReadFile(path)
+	sig, _ := fakeSign(mustManifestBytes(t, path))
+	if err := SetSignature(context.Background(), path, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetSignature(context.Background(), path, sig); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
+		t.Error("SetSignature changed a Zip64 bundle")
+	}
+}
+
+func mustManifestBytes(t *testing.T, path string) []byte {
+	t.Helper()
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	return r.ManifestBytes()
 }
 
 func unzipTest(t *testing.T, path string) {

@@ -7,12 +7,18 @@ package cas
 const (
 	// MinChunk is the smallest chunk the chunker emits (except an object's last chunk).
 	MinChunk = 16 << 10
-	// AvgChunk is the normalized target chunk size.
+	// AvgChunk is the mean chunk size on random data (see normalChunk).
 	AvgChunk = 64 << 10
 	// MaxChunk is the largest chunk the chunker emits.
 	MaxChunk = 256 << 10
 
-	// maskS is used before AvgChunk (harder to match: 18 bits), maskL after
+	// normalChunk is where normalized chunking switches from the hard mask
+	// to the easy one. FastCDC puts it at the average size, which makes the
+	// mean chunk about 74 KiB with these masks; at 52 KiB the mean is
+	// 64 KiB: min + (1-e^-a)·2^18 + e^-a·2^14 with a = (52-16) KiB / 2^18.
+	normalChunk = 52 << 10
+
+	// maskS is used before normalChunk (harder to match: 18 bits), maskL after
 	// it (easier: 14 bits): FastCDC normalized chunking, level 2. The masks
 	// take high bits of the gear hash (bit k depends on the last k+1 bytes)
 	// but not the top bit, so that the two-bytes-a-step loop can test the
@@ -56,15 +62,15 @@ func cut(data []byte) int {
 		return len(data)
 	}
 	d := data[:min(len(data), MaxChunk)]
-	fp, n := roll(d[MinChunk:min(len(d), AvgChunk)], 0, maskS)
+	fp, n := roll(d[MinChunk:min(len(d), normalChunk)], 0, maskS)
 	if n >= 0 {
 		return MinChunk + n
 	}
-	if len(d) <= AvgChunk {
+	if len(d) <= normalChunk {
 		return len(d)
 	}
-	if _, n = roll(d[AvgChunk:], fp, maskL); n >= 0 {
-		return AvgChunk + n
+	if _, n = roll(d[normalChunk:], fp, maskL); n >= 0 {
+		return normalChunk + n
 	}
 	return len(d)
 }
@@ -102,7 +108,7 @@ func cutSlow(data []byte) int {
 		return n
 	}
 	n = min(n, MaxChunk)
-	normal := min(AvgChunk, n)
+	normal := min(normalChunk, n)
 	var fp uint64
 	for i := MinChunk; i < n; i++ {
 		fp = fp<<1 + gear[data[i]]

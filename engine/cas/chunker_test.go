@@ -15,7 +15,7 @@ func TestCutMatchesReference(t *testing.T) {
 		p += got
 	}
 	// Short tails and odd lengths around the thresholds.
-	for _, n := range []int{0, 1, MinChunk - 1, MinChunk, MinChunk + 1, MinChunk + 2, AvgChunk - 1, AvgChunk, AvgChunk + 1, MaxChunk - 1, MaxChunk, MaxChunk + 1} {
+	for _, n := range []int{0, 1, MinChunk - 1, MinChunk, MinChunk + 1, MinChunk + 2, normalChunk - 1, normalChunk, normalChunk + 1, normalChunk + 2, MaxChunk - 1, MaxChunk, MaxChunk + 1} {
 		if got, want := cut(data[:n]), cutSlow(data[:n]); got != want {
 			t.Errorf("len %d: cut %d, reference %d", n, got, want)
 		}
@@ -46,7 +46,7 @@ func TestChunkSizes(t *testing.T) {
 			}
 			if tt.name == "random" {
 				avg := len(tt.data) / len(cs)
-				if avg < AvgChunk/2 || avg > 2*AvgChunk {
+				if avg < AvgChunk*9/10 || avg > AvgChunk*11/10 {
 					t.Fatalf("average chunk %d, want about %d", avg, AvgChunk)
 				}
 			}

@@ -181,7 +181,7 @@ func TestCorruptionRepair(t *testing.T) {
 		t.Fatalf("Verify with repair: %+v", rep)
 	}
 	rep, err = s.Verify(context.Background(), VerifyOptions{Deep: true})
-	if err != nil || len(rep.Problems) != 0 || len(rep.BadObjs) != 0 || rep.Objects != 1 {
+	if err != nil || len(rep.Problems) != 0 || len(rep.BadObjects) != 0 || rep.Objects != 1 {
 		t.Fatalf("Verify after repair: %+v, %v", rep, err)
 	}
 	if !bytes.Equal(get(t, s, ref), data) {

@@ -240,7 +240,7 @@ func TestMissingAndCorruptChunks(t *testing.T) {
 	ib[20] ^= 1
 	os.WriteFile(s.indexFile(ref), ib, 0o644)
 	rep, err = s.Verify(context.Background(), VerifyOptions{})
-	if err != nil || len(rep.BadObjs) != 1 || rep.BadObjs[0].Ref != ref || !strings.Contains(rep.BadObjs[0].Error, "checksum") {
+	if err != nil || len(rep.BadObjects) != 1 || rep.BadObjects[0].Ref != ref || !strings.Contains(rep.BadObjects[0].Error, "checksum") {
 		t.Fatalf("Verify with a damaged index: %+v, %v", rep, err)
 	}
 	if err := s.Get(context.Background(), Ref{}, io.Discard); !errors.Is(err, ErrMissing) {

@@ -54,11 +54,17 @@ type ObjectProblem struct {
 
 // VerifyReport lists everything Verify found.
 type VerifyReport struct {
-	Objects  int             `json:"objects"`
-	Chunks   int             `json:"chunks"`
-	Bytes    int64           `json:"bytes"`
-	Problems []ChunkProblem  `json:"problems"`
-	BadObjs  []ObjectProblem `json:"badObjects"`
+	// Objects is the number of objects whose index was read.
+	Objects int `json:"objects"`
+	// Chunks is the number of distinct chunks checked.
+	Chunks int `json:"chunks"`
+	// Bytes is the size of the good chunks checked.
+	Bytes int64 `json:"bytes"`
+	// Problems lists every missing or corrupt chunk.
+	Problems []ChunkProblem `json:"problems"`
+	// BadObjects lists objects with a missing or bad index, or (Deep) a
+	// whole-object BLAKE3 mismatch.
+	BadObjects []ObjectProblem `json:"badObjects"`
 }
 
 // OK reports whether nothing is left broken (every problem was repaired).
@@ -68,7 +74,7 @@ func (r *VerifyReport) OK() bool {
 			return false
 		}
 	}
-	for _, p := range r.BadObjs {
+	for _, p := range r.BadObjects {
 		if !p.Repaired {
 			return false
 		}
@@ -113,12 +119,12 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, e
 					break
 				}
 			}
-			rep.BadObjs = append(rep.BadObjs, ObjectProblem{Ref: r, Error: err.Error(), Repaired: rerr == nil})
+			rep.BadObjects = append(rep.BadObjects, ObjectProblem{Ref: r, Error: err.Error(), Repaired: rerr == nil})
 			if rerr != nil {
 				continue
 			}
 		} else if err != nil {
-			rep.BadObjs = append(rep.BadObjs, ObjectProblem{Ref: r, Error: err.Error()})
+			rep.BadObjects = append(rep.BadObjects, ObjectProblem{Ref: r, Error: err.Error()})
 			continue
 		}
 		rep.Objects++
@@ -197,7 +203,7 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, e
 				if ctx.Err() != nil {
 					return rep, fmt.Errorf("verify: %w", ctx.Err())
 				}
-				rep.BadObjs = append(rep.BadObjs, ObjectProblem{Ref: r, Error: err.Error()})
+				rep.BadObjects = append(rep.BadObjects, ObjectProblem{Ref: r, Error: err.Error()})
 			}
 		}
 	}

@@ -102,11 +102,10 @@ func runHook(ctx context.Context, script, kind string, env []string, log *slog.L
 		ReadOnly:  []string{"/"},
 		ReadWrite: []string{stackDir, os.TempDir(), "/dev/null"},
 	}
-	cmd, err := sandbox.Command(ctx, policy, []string{"/bin/sh", script})
+	cmd, err := sandbox.Command(ctx, policy, []string{"/bin/sh", script}, append(env, "VOLT_HOOK="+kind))
 	if err != nil {
 		return err
 	}
-	cmd.Env = append(env, "VOLT_HOOK="+kind)
 	cmd.Dir = stackDir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

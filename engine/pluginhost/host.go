@@ -239,7 +239,7 @@ func (h *Host) start(ctx context.Context, f found) (*proc, error) {
 	})
 	cp, err := p.client.Client()
 	if err != nil {
-		kind, detail := classifyStart(err, h.opts.StartTimeout, p)
+		detail, kind := classifyStart(err, h.opts.StartTimeout, p)
 		if errors.Is(kind, ErrChecksum) && p.blake3 != "" {
 			if have, _, herr := digest.File(f.path); herr == nil {
 				detail = fmt.Sprintf("%s has %s, the plugin lock records %s; reinstall it with: volt plugin install PATH", f.path, have, p.blake3)
@@ -294,24 +294,24 @@ func (h *Host) start(ctx context.Context, f found) (*proc, error) {
 }
 
 // classifyStart turns a go-plugin start error into a sentinel and a one-line cause.
-func classifyStart(err error, timeout time.Duration, p *proc) (error, string) {
+func classifyStart(err error, timeout time.Duration, p *proc) (detail string, kind error) {
 	msg := err.Error()
 	switch {
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
-		return ErrChecksum, "binary does not match the plugin lock"
+		return "binary does not match the plugin lock", ErrChecksum
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
-		return ErrStartTimeout, fmt.Sprintf("no handshake within %s", timeout)
+		return fmt.Sprintf("no handshake within %s", timeout), ErrStartTimeout
 	case strings.Contains(msg, "plugin exited before we could connect"),
 		strings.Contains(msg, "Failed to read any lines from plugin's stdout"):
 		waitExited(p.client)
-		return ErrPluginExited, "exited before the handshake"
+		return "exited before the handshake", ErrPluginExited
 	case strings.Contains(msg, "Unrecognized remote plugin message"):
 		line, _, _ := strings.Cut(strings.TrimPrefix(msg, "Unrecognized remote plugin message: "), "\n")
-		return ErrHandshake, fmt.Sprintf("wrote %q to stdout before the handshake (stdout is the handshake channel: log to stderr)", line)
+		return fmt.Sprintf("wrote %q to stdout before the handshake (stdout is the handshake channel: log to stderr)", line), ErrHandshake
 	case strings.Contains(msg, "Incompatible API version"), strings.Contains(msg, "incompatible core API version"):
-		return ErrHandshake, fmt.Sprintf("speaks another wire protocol version (this volt speaks %d): %s", sdk.WireVersion, oneLine(msg))
+		return fmt.Sprintf("speaks another wire protocol version (this volt speaks %d): %s", sdk.WireVersion, oneLine(msg)), ErrHandshake
 	}
-	return ErrHandshake, oneLine(msg)
+	return oneLine(msg), ErrHandshake
 }
 
 // waitExited waits briefly for go-plugin to notice the process ended, so
@@ -333,12 +333,17 @@ func (p *proc) callErr(ctx context.Context, method string, err error) error {
 	if err == nil || errors.Is(err, io.EOF) {
 		return err
 	}
+	// A dying plugin shows as a broken transport (Unavailable) or, when the
+	// connection drops mid-stream, Internal or a Canceled the caller did not
+	// ask for. Application errors (Unknown and the mapped codes) are the
+	// plugin's answer and pass through at once.
 	switch status.Code(err) {
-	case codes.Unavailable, codes.Internal, codes.Unknown, codes.Canceled:
+	case codes.Unavailable, codes.Internal:
+	case codes.Canceled:
+		if ctx.Err() != nil {
+			return err
+		}
 	default:
-		return err
-	}
-	if status.Code(err) == codes.Canceled && ctx.Err() != nil {
 		return err
 	}
 	if !waitExited(p.client) {
@@ -411,6 +416,9 @@ func (h *Host) Close() {
 		}()
 	}
 	wg.Wait()
+	if len(ps) > 0 {
+		h.log.Debug("plugin processes killed", "count", len(ps))
+	}
 }
 
 // CloseOnSignal makes SIGINT and SIGTERM close the Host (killing its plugin

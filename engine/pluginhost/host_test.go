@@ -26,6 +26,9 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	if dir := os.Getenv("PLUGINHOST_TEST_SIGNAL_CHILD"); dir != "" {
+		return signalChild(dir)
+	}
 	dir, err := os.MkdirTemp("", "pluginhost-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -95,6 +98,18 @@ func procsRunning(path string) []int {
 		}
 	}
 	return pids
+}
+
+// cmdlineRunning reports whether a live process has arg in its command line.
+func cmdlineRunning(arg string) bool {
+	ms, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, m := range ms {
+		b, err := os.ReadFile(m)
+		if err == nil && bytes.Contains(b, []byte(arg)) {
+			return true
+		}
+	}
+	return false
 }
 
 // assertNoProcess fails t if a process of binary path is still alive once
@@ -291,7 +306,7 @@ func TestKillMidCall(t *testing.T) {
 	out := &signalWriter{ch: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() {
-		_, err := rt.Run(ctx, sdk.RunRequest{Command: []string{"/bin/sh", "-c", "echo started; exec sleep 60"}, Output: out})
+		_, err := rt.Run(ctx, sdk.RunRequest{Command: []string{"/bin/sh", "-c", "echo started; exec sleep 61.2345"}, Output: out})
 		done <- err
 	}()
 	<-out.ch // the step is running
@@ -301,6 +316,14 @@ func TestKillMidCall(t *testing.T) {
 	err = <-done
 	checkPluginErr(t, err, "runtime-exec", ErrPluginExited, []string{"Run"})
 	assertNoProcess(t, filepath.Join(dir, BinaryPrefix+"runtime-exec"))
+	// The build step died with the plugin.
+	deadline := time.Now().Add(5 * time.Second)
+	for cmdlineRunning("61.2345") {
+		if time.Now().After(deadline) {
+			t.Fatal("the build step outlived the killed plugin")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	// The next use starts a fresh process.
 	if _, err := h.Runtime(ctx, "runtime-exec"); err != nil || h.PID("runtime-exec") == pid {
 		t.Errorf("restart after crash: err %v, pid %d (old %d)", err, h.PID("runtime-exec"), pid)
@@ -425,5 +448,42 @@ func TestStderrSink(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `level=WARN msg="disk low" plugin=p free=1G`) {
 		t.Errorf("hclog line not logged with its level and fields:\n%s", logs.String())
+	}
+}
+
+// signalChild is the child process of TestCloseOnSignal: it starts a plugin,
+// prints its pid, and sends itself SIGTERM.
+func signalChild(dir string) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := New(Options{Dirs: []string{dir}, IgnoreEnv: true, ExecutableDir: "-", Logger: log})
+	h.CloseOnSignal()
+	if _, err := h.Runtime(context.Background(), "runtime-exec"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(h.PID("runtime-exec"))
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	time.Sleep(30 * time.Second)
+	return 0 // not reached: the re-raised SIGTERM ends the process
+}
+
+func TestCloseOnSignal(t *testing.T) {
+	dir := pluginDir(t, "runtime-exec")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PLUGINHOST_TEST_SIGNAL_CHILD="+dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+		t.Fatalf("child: err %v, want death by SIGTERM (stdout %q)", err, out)
+	}
+	var pid int
+	if _, err := fmt.Sscan(string(out), &pid); err != nil || pid <= 0 {
+		t.Fatalf("child printed %q", out)
+	}
+	assertNoProcess(t, filepath.Join(dir, BinaryPrefix+"runtime-exec"))
+	if !strings.Contains(stderr.String(), "plugin processes killed") {
+		t.Errorf("the signal did not close the host; child stderr:\n%s", stderr.String())
 	}
 }

@@ -31,8 +31,10 @@ type Policy struct {
 	ReadWrite []string `json:"rw,omitempty"`
 }
 
-// Command returns a command that runs argv under p.
-func Command(ctx context.Context, p Policy, argv []string) (*exec.Cmd, error) {
+// Command returns a command that runs argv under p with exactly the
+// environment env (the policy travels in one extra variable that the
+// launcher removes before exec).
+func Command(ctx context.Context, p Policy, argv, env []string) (*exec.Cmd, error) {
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("sandbox: empty command")
 	}
@@ -45,7 +47,7 @@ func Command(ctx context.Context, p Policy, argv []string) (*exec.Cmd, error) {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, self, append([]string{launcherArg}, argv...)...)
-	cmd.Env = append(os.Environ(), policyEnv+"="+string(js))
+	cmd.Env = append(append([]string(nil), env...), policyEnv+"="+string(js))
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGKILL) }
 	return cmd, nil
 }

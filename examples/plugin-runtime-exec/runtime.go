@@ -346,6 +346,7 @@ func (r *Runtime) Exec(ctx context.Context, h sdk.Handle, req sdk.ExecRequest) (
 	}
 	cmd := command(spec.Root, spec.WorkingDir, req.Command, env)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = req.Stdin, req.Stdout, req.Stderr
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL // dies with the plugin
 	return runCmd(ctx, cmd)
 }
 
@@ -357,6 +358,8 @@ func (r *Runtime) Run(ctx context.Context, req sdk.RunRequest) (int, error) {
 	}
 	cmd := command(req.Root, req.WorkDir, req.Command, req.Env)
 	cmd.Stdout, cmd.Stderr = req.Output, req.Output
+	// A build step dies with the plugin, unlike a workload.
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	if os.Geteuid() == 0 {
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWNET
 	}

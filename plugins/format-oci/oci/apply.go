@@ -82,7 +82,7 @@ func (a *applier) applyEntry(hdr *tar.Header, tr io.Reader, written map[string]s
 	}
 
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo:
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo:
 	case tar.TypeChar, tar.TypeBlock:
 		if !a.asRoot {
 			a.skipped = append(a.skipped, name)
@@ -126,7 +126,7 @@ func (a *applier) applyEntry(hdr *tar.Header, tr io.Reader, written map[string]s
 			return fmt.Errorf("mkdir: %w", err)
 		}
 		return a.finishDir(pfd, name, base, hdr)
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		return a.writeFile(pfd, base, hdr, tr, mode)
 	case tar.TypeSymlink:
 		if strings.IndexByte(hdr.Linkname, 0) >= 0 {

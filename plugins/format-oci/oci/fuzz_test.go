@@ -4,8 +4,6 @@ import (
 	"archive/tar"
 	"os"
 	"path/filepath"
-	"runtime"
-	"time"
 	"testing"
 )
 
@@ -22,12 +20,6 @@ func FuzzUnpackTar(f *testing.F) {
 	f.Add(gz(f, mkTar(f, tent{name: "z", body: "compressed"})))
 	f.Add([]byte("not a tar"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		tm := time.AfterFunc(5*time.Second, func() {
-			buf := make([]byte, 1<<20)
-			n := runtime.Stack(buf, true)
-			os.WriteFile("/tmp/fuzzhang.txt", append(append(buf[:n:n], "\nINPUT:\n"...), data...), 0o644)
-		})
-		t.Cleanup(func() { tm.Stop() })
 		base := t.TempDir()
 		outside := filepath.Join(base, "outside")
 		os.Mkdir(outside, 0o755)

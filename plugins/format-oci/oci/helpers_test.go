@@ -126,16 +126,6 @@ func buildLayout(t testing.TB, dir string, layers [][]byte, o layoutOpts) {
 	os.WriteFile(filepath.Join(dir, "index.json"), idx, 0o644)
 }
 
-// tarDir tars a directory (uncompressed), names relative.
-func tarDir(t testing.TB, dir string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := WriteTree(t.Context(), dir, &buf, PackOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // makeTree builds a tree with every kind of entry the round trip must keep.
 func makeTree(t testing.TB, dir string) {
 	t.Helper()

@@ -142,6 +142,10 @@ type tarSource struct {
 
 func indexTar(f *os.File) (*tarSource, error) {
 	s := &tarSource{f: f, members: map[string]member{}}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read image tar: %w", err)
+	}
 	tr := tar.NewReader(f)
 	for {
 		hdr, err := tr.Next()
@@ -151,7 +155,7 @@ func indexTar(f *os.File) (*tarSource, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: read image tar: %w", ErrCorrupt, err)
 		}
-		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+		if hdr.Typeflag != tar.TypeReg {
 			continue
 		}
 		name, err := cleanName(hdr.Name)
@@ -161,6 +165,10 @@ func indexTar(f *os.File) (*tarSource, error) {
 		off, err := f.Seek(0, io.SeekCurrent)
 		if err != nil {
 			return nil, fmt.Errorf("read image tar: %w", err)
+		}
+		if off+hdr.Size > fi.Size() {
+			// Skipping data seeks, and seeking past the end is no error: check here.
+			return nil, fmt.Errorf("%w: image tar truncated inside %q", ErrCorrupt, name)
 		}
 		s.members[name] = member{off: off, size: hdr.Size}
 	}
@@ -212,7 +220,7 @@ func (s *streamSource) walk(ctx context.Context, fn func(name string, hdr *tar.H
 		if err != nil {
 			return fmt.Errorf("%w: read image tar: %w", ErrCorrupt, err)
 		}
-		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+		if hdr.Typeflag != tar.TypeReg {
 			continue
 		}
 		name, err := cleanName(hdr.Name)

@@ -393,3 +393,35 @@ func TestParseFormat(t *testing.T) {
 		t.Errorf("got %q %v", f, p)
 	}
 }
+
+// TestTruncatedImageTar cuts one byte out of the layer blob inside an image
+// tar (not a layout dir): refused before anything is written.
+func TestTruncatedImageTar(t *testing.T) {
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "f"), bytes.Repeat([]byte("abc"), 50000), 0o644)
+	tmp := t.TempDir()
+	img := filepath.Join(tmp, "image.tar")
+	res, err := PackOCI(t.Context(), src, img, PackOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(img)
+	// Rewrite the tar with the layer blob one byte short but its header intact.
+	layer := "blobs/sha256/" + res.Layer.Encoded()
+	i := bytes.Index(b, []byte(layer))
+	if i < 0 {
+		t.Fatal("layer not found in tar")
+	}
+	hdr, _ := tar.NewReader(bytes.NewReader(b[i:])).Next()
+	dataStart := i + 512
+	cut := append(append([]byte{}, b[:dataStart+int(hdr.Size)-1]...), b[dataStart+int(hdr.Size):]...)
+	os.WriteFile(img, cut, 0o644)
+	dest := filepath.Join(tmp, "dest")
+	os.Mkdir(dest, 0o755)
+	if _, err := Unpack(t.Context(), img, FormatOCI, dest, UnpackOptions{}); err == nil || !errors.Is(err, sdk.ErrInvalid) {
+		t.Fatalf("truncated layer in image tar: %v", err)
+	}
+	if ents, _ := os.ReadDir(dest); len(ents) != 0 {
+		t.Errorf("dest not empty: %v", ents)
+	}
+}

@@ -16,7 +16,7 @@ import (
 //
 // Unpack: Image of Format "qcow2" or "raw" (optionally "qcow2;to=raw" or
 // "raw;to=qcow2") is inspected and converted into Dest/disk.<to>.
-// Pack: Source is a disk file (qcow2 or raw, detected from its header
+// Pack: Source is a disk file, or a directory holding exactly one (qcow2 or raw, detected from its header
 // unless Options["source-format"] says), converted to Staging/disk.<Format>;
 // Options "compress" ("true": compressed qcow2 clusters) and "size" (bytes:
 // grow the virtual disk). PackedFile.Meta carries "virtual-size" (bytes).
@@ -66,10 +66,13 @@ func (p *Plugin) Unpack(ctx context.Context, req sdk.UnpackRequest) error {
 
 // Pack implements sdk.Format.
 func (p *Plugin) Pack(ctx context.Context, req sdk.PackRequest) ([]sdk.PackedFile, error) {
+	src, err := sourceDisk(req.Source)
+	if err != nil {
+		return nil, err
+	}
 	from := req.Options["source-format"]
 	if from == "" {
-		var err error
-		if from, err = DetectFormat(req.Source); err != nil {
+		if from, err = DetectFormat(src); err != nil {
 			return nil, fmt.Errorf("pack: %w", err)
 		}
 	}
@@ -89,13 +92,39 @@ func (p *Plugin) Pack(ctx context.Context, req sdk.PackRequest) ([]sdk.PackedFil
 		o.Size = n
 	}
 	name := diskName(req.Format)
-	info, err := p.Tool.Convert(ctx, req.Source, from, filepath.Join(req.Staging, name), req.Format, o)
+	info, err := p.Tool.Convert(ctx, src, from, filepath.Join(req.Staging, name), req.Format, o)
 	if err != nil {
 		return nil, fmt.Errorf("pack %q: %w", req.Source, err)
 	}
 	return []sdk.PackedFile{{Path: name, Format: req.Format, Meta: map[string]string{
 		"virtual-size": strconv.FormatInt(info.VirtualSize, 10), "source-format": from,
 	}}}, nil
+}
+
+// sourceDisk returns src, or for a directory (what Unpack made) the one
+// regular file in it.
+func sourceDisk(src string) (string, error) {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return "", fmt.Errorf("pack: source: %w", err)
+	}
+	if !fi.IsDir() {
+		return src, nil
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return "", fmt.Errorf("pack: source: %w", err)
+	}
+	var disks []string
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			disks = append(disks, filepath.Join(src, e.Name()))
+		}
+	}
+	if len(disks) != 1 {
+		return "", fmt.Errorf("pack: source dir %q holds %d files, want one disk image: %w", src, len(disks), sdk.ErrInvalid)
+	}
+	return disks[0], nil
 }
 
 // Convert implements sdk.Format: whole-bundle conversion is not this plugin's job.

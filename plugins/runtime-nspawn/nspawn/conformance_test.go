@@ -17,6 +17,7 @@ import (
 // TestConformance runs the SDK's runtime suite against the runtime served
 // over real gRPC (sdktest), with real containers.
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}

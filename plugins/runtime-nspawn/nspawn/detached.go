@@ -56,7 +56,8 @@ type limitReq struct {
 // joins the cgroups, starts nspawn (without fd 3), reports "ok PID" or
 // "error MSG" on fd 3, forwards SIGTERM/SIGINT/SIGHUP to nspawn, and when
 // nspawn exits publishes exit.json (temp file, fsync, rename).
-const shimScript = `dir=$1; cgroups=$2; shift 2
+const shimScript = `unset VOLT_NSPAWN_SHIM
+dir=$1; cgroups=$2; shift 2
 IFS='
 '
 for g in $cgroups; do
@@ -118,8 +119,9 @@ func (detached) launch(ctx context.Context, spec sdk.WorkloadSpec, nspawn string
 	defer pr.Close()
 	cmd := &exec.Cmd{
 		Path:        "/bin/sh",
-		Args:        append([]string{"/bin/sh", "-c", shimScript, "volt-nspawn-shim", dir, strings.Join(cgroups, "\n"), nspawn}, args...),
-		Env:         []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"},
+		// The script travels in the environment so that ps shows the command.
+		Args:        append([]string{"/bin/sh", "-c", `eval "$VOLT_NSPAWN_SHIM"`, "volt-nspawn-shim", dir, strings.Join(cgroups, "\n"), nspawn}, args...),
+		Env:         []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "VOLT_NSPAWN_SHIM=" + shimScript},
 		Dir:         "/",
 		Stdout:      logf,
 		Stderr:      logf,
@@ -168,7 +170,6 @@ func (detached) launch(ctx context.Context, spec sdk.WorkloadSpec, nspawn string
 	if err := writeFileAtomic(filepath.Join(dir, fileSupPID), pidFileContent(supPID, supInfo.StartTime), 0o644); err != nil {
 		return nil, fmt.Errorf("start %q: %w", spec.Name, err)
 	}
-	waitReady(ctx, nsPID, nsStart, withInit, 2*time.Second)
 	return &handleData{
 		Version:             handleVersion,
 		Supervisor:          SupervisorDetached,
@@ -184,6 +185,7 @@ func (detached) launch(ctx context.Context, spec sdk.WorkloadSpec, nspawn string
 		ExitFile:            filepath.Join(dir, fileExit),
 		Cgroups:             cgroups,
 		StartedAt:           startedAt,
+		Init:                initFor(withInit),
 	}, nil
 }
 
@@ -218,6 +220,14 @@ func (detached) signal(_ context.Context, hd *handleData, sig syscall.Signal) er
 	return nil
 }
 
+// initFor is Handle.Init for a container started with or without tini.
+func initFor(withInit bool) string {
+	if withInit {
+		return initPath
+	}
+	return ""
+}
+
 // waitReady waits (at most bound) until the container's PID 1 has been
 // exec'd and, when it is tini, is waiting for SIGTERM, so that a Stop right
 // after Start is not lost: a pid namespace's init drops signals it has
@@ -230,7 +240,7 @@ func waitReady(ctx context.Context, nspawnPID int, nspawnStart uint64, withInit 
 				return
 			}
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -43,16 +43,18 @@ type handleData struct {
 	StartTime uint64 `json:"startTime"`
 	// SupervisorPID and SupervisorStartTime identify the shim that waits for
 	// nspawn and records its exit status (detached supervisor only).
-	SupervisorPID       int       `json:"supervisorPid,omitempty"`
-	SupervisorStartTime uint64    `json:"supervisorStartTime,omitempty"`
-	PIDFile             string    `json:"pidFile,omitempty"`
-	LogFile             string    `json:"logFile,omitempty"`
-	ExitFile            string    `json:"exitFile,omitempty"`
-	Unit                string    `json:"unit,omitempty"`
-	Cgroups             []string  `json:"cgroups,omitempty"`
+	SupervisorPID       int      `json:"supervisorPid,omitempty"`
+	SupervisorStartTime uint64   `json:"supervisorStartTime,omitempty"`
+	PIDFile             string   `json:"pidFile,omitempty"`
+	LogFile             string   `json:"logFile,omitempty"`
+	ExitFile            string   `json:"exitFile,omitempty"`
+	Unit                string   `json:"unit,omitempty"`
+	Cgroups             []string `json:"cgroups,omitempty"`
+	// Init is the init shim run as the container's PID 1 ("" when none).
+	Init string `json:"init,omitempty"`
 	// Limits says which resource limits are enforced, or that they were ignored.
-	Limits string `json:"limits,omitempty"`
-	StartedAt           time.Time `json:"startedAt"`
+	Limits    string    `json:"limits,omitempty"`
+	StartedAt time.Time `json:"startedAt"`
 }
 
 // encodeHandle turns hd into an sdk.Handle.

@@ -65,7 +65,9 @@ func alive(pid int, startTime uint64) bool {
 }
 
 // childrenOf lists the pids whose parent is ppid, by scanning /proc (this
-// kernel has no /proc/PID/task/TID/children).
+// kernel has no /proc/PID/task/TID/children). Children almost always have
+// higher pids than their parent, so those are read first; the rest only when
+// none is found there (pid wrap-around).
 func childrenOf(ppid int) ([]int, error) {
 	d, err := os.Open("/proc")
 	if err != nil {
@@ -76,7 +78,7 @@ func childrenOf(ppid int) ([]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list /proc: %w", err)
 	}
-	var out []int
+	var low, out []int
 	for _, n := range names {
 		if n[0] < '0' || n[0] > '9' {
 			continue
@@ -85,13 +87,27 @@ func childrenOf(ppid int) ([]int, error) {
 		if err != nil {
 			continue
 		}
-		pi, err := readProc(pid)
-		if err != nil || pi.PPID != ppid || pi.State == 'Z' {
+		if pid <= ppid {
+			low = append(low, pid)
 			continue
 		}
-		out = append(out, pid)
+		if isChild(pid, ppid) {
+			out = append(out, pid)
+		}
+	}
+	if len(out) == 0 {
+		for _, pid := range low {
+			if isChild(pid, ppid) {
+				out = append(out, pid)
+			}
+		}
 	}
 	return out, nil
+}
+
+func isChild(pid, ppid int) bool {
+	pi, err := readProc(pid)
+	return err == nil && pi.PPID == ppid && pi.State != 'Z'
 }
 
 // signalIfAlive sends sig to pid when it is still the process that started at

@@ -506,6 +506,9 @@ func (r *Runtime) stop(ctx context.Context, hd *handleData, sup supervisor, time
 	if err := writeFileAtomic(filepath.Join(hd.StateDir, fileStopMarker), nil, 0o644); err != nil {
 		return fmt.Errorf("stop %q: %w", hd.Machine, err)
 	}
+	// Right after Start the container's init may not be able to take
+	// SIGTERM yet (a pid namespace's init drops signals it does not handle).
+	waitReady(ctx, st.pid, r.nspawnStart(hd, st), hd.Init != "", min(timeout, 2*time.Second))
 	if err := sup.signal(ctx, hd, syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stop %q: %w", hd.Machine, err)
 	}
@@ -520,6 +523,14 @@ func (r *Runtime) stop(ctx context.Context, hd *handleData, sup supervisor, time
 		return fmt.Errorf("stop %q: still running after SIGKILL", hd.Machine)
 	}
 	return nil
+}
+
+// nspawnStart is the start time that identifies st.pid (0: not known).
+func (r *Runtime) nspawnStart(hd *handleData, st procState) uint64 {
+	if st.pid == hd.PID {
+		return hd.StartTime
+	}
+	return 0
 }
 
 // waitStopped waits up to d for the workload to stop running.
@@ -594,6 +605,7 @@ func (r *Runtime) Exec(ctx context.Context, h sdk.Handle, req sdk.ExecRequest) (
 	if !st.running {
 		return -1, fmt.Errorf("exec in %q: %w", hd.Machine, ErrNotRunning)
 	}
+	waitReady(ctx, st.pid, r.nspawnStart(hd, st), false, 2*time.Second)
 	init, err := containerInit(st.pid)
 	if err != nil {
 		return -1, fmt.Errorf("exec in %q: %w", hd.Machine, err)
@@ -615,10 +627,7 @@ func (r *Runtime) Exec(ctx context.Context, h sdk.Handle, req sdk.ExecRequest) (
 		if ctx.Err() != nil {
 			return -1, fmt.Errorf("exec in %q: %w", hd.Machine, ctx.Err())
 		}
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal()), nil
-		}
-		return ee.ExitCode(), nil
+		return exitCode(ee), nil
 	default:
 		return -1, fmt.Errorf("exec in %q: %w", hd.Machine, err)
 	}
@@ -688,8 +697,16 @@ func (r *Runtime) Run(ctx context.Context, req sdk.RunRequest) (int, error) {
 	case err == nil:
 		return 0, nil
 	case errors.As(err, &ee):
-		return ee.ExitCode(), nil
+		return exitCode(ee), nil
 	default:
 		return -1, fmt.Errorf("build step %q: %w", strings.Join(req.Command, " "), err)
 	}
+}
+
+// exitCode is a process's exit status, 128+N when killed by signal N (as a shell reports it).
+func exitCode(ee *exec.ExitError) int {
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ee.ExitCode()
 }

@@ -95,6 +95,7 @@ func (f *fixture) waitLog(t *testing.T, h sdk.Handle, want string) string {
 }
 
 func TestLifecycle(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "vt-life", "/bin/sh", "-c",
 		`echo "started $FOO $(cat /data/greeting)"; i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.1; done`)
 	data := t.TempDir()
@@ -241,6 +242,7 @@ func TestRecoverAfterStarterExits(t *testing.T) {
 	if os.Getenv("VOLT_NSPAWN_TEST_STARTER") != "" {
 		return // the starter's own run of this test
 	}
+	t.Parallel()
 	f := newFixture(t, "vt-recover", "/bin/sh", "-c", "echo up; exec sleep 1000")
 	spec, _ := json.Marshal(f.spec)
 	cmd := exec.CommandContext(f.ctx, os.Args[0], "-test.run=^TestStarterProcess$", "-test.v")
@@ -307,6 +309,7 @@ func TestStarterProcess(t *testing.T) {
 }
 
 func TestStopEscalatesToKill(t *testing.T) {
+	t.Parallel()
 	// Without tini the payload is PID 1 and ignores SIGTERM: Stop must kill it.
 	f := newFixture(t, "vt-kill", "/bin/sh", "-c", "echo ready; exec sleep 1000")
 	f.rt = New(Options{Tini: "none"})
@@ -325,6 +328,7 @@ func TestStopEscalatesToKill(t *testing.T) {
 }
 
 func TestLogsFollowAndTail(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "vt-logs", "/bin/sh", "-c", "for i in 1 2 3; do echo line$i; done; sleep 0.3; echo late; exec sleep 1000")
 	h := f.start(t)
 	ctx, cancel := context.WithCancel(f.ctx)
@@ -367,6 +371,7 @@ func (c *cancelOn) String() string {
 }
 
 func TestRunBuildStep(t *testing.T) {
+	t.Parallel()
 	needNspawn(t)
 	root := testrootfs.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -404,6 +409,7 @@ func TestRunBuildStep(t *testing.T) {
 }
 
 func TestMemoryLimit(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "vt-mem", "/bin/sh", "-c", "echo ready; exec sleep 1000")
 	mem, _, _ := f.rt.limitsSupport(SupervisorDetached)
 	if !mem {
@@ -441,6 +447,7 @@ func TestMemoryLimit(t *testing.T) {
 }
 
 func TestStartRejects(t *testing.T) {
+	t.Parallel()
 	needNspawn(t)
 	root := testrootfs.New(t)
 	state := t.TempDir()
@@ -472,6 +479,7 @@ func TestStartRejects(t *testing.T) {
 }
 
 func TestStartTwiceIsExists(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "vt-twice", "/bin/sh", "-c", "exec sleep 1000")
 	f.start(t)
 	if _, err := f.rt.Start(f.ctx, f.spec); !errors.Is(err, sdk.ErrExists) {

@@ -32,7 +32,7 @@ func unitName(machine string) string { return "volt-container@" + machine + ".se
 // This machine has no systemd PID 1, so it is not exercised by the tests.
 type systemdSup struct{}
 
-func (systemdSup) launch(ctx context.Context, spec sdk.WorkloadSpec, nspawn string, args, _ []string, lim limitReq, _ bool) (*handleData, error) {
+func (systemdSup) launch(ctx context.Context, spec sdk.WorkloadSpec, nspawn string, args, _ []string, lim limitReq, withInit bool) (*handleData, error) {
 	if err := os.MkdirAll(spec.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("start %q: create state dir: %w", spec.Name, err)
 	}
@@ -59,7 +59,7 @@ func (systemdSup) launch(ctx context.Context, spec sdk.WorkloadSpec, nspawn stri
 		return nil, fmt.Errorf("start %q: %w", spec.Name, err)
 	}
 	hd := &handleData{Version: handleVersion, Supervisor: SupervisorSystemd, Machine: spec.Name, Root: spec.Root,
-		StateDir: spec.StateDir, Unit: unit, StartedAt: startedAt}
+		StateDir: spec.StateDir, Unit: unit, StartedAt: startedAt, Init: initFor(withInit)}
 	props, err := showUnit(ctx, unit)
 	if err == nil {
 		hd.PID, _ = strconv.Atoi(props["MainPID"])

@@ -39,7 +39,7 @@ func (r stubRuntime) Wait(context.Context, sdk.Handle) (sdk.WorkloadStatus, erro
 	return sdk.WorkloadStatus{}, sdk.ErrNotFound
 }
 func (r stubRuntime) Stop(context.Context, sdk.Handle, time.Duration) error { return nil }
-func (r stubRuntime) Destroy(context.Context, sdk.Handle) error              { return nil }
+func (r stubRuntime) Destroy(context.Context, sdk.Handle) error             { return nil }
 func (r stubRuntime) Inspect(context.Context, sdk.Handle) (sdk.WorkloadStatus, error) {
 	return sdk.WorkloadStatus{}, sdk.ErrNotFound
 }
