@@ -26,5 +26,8 @@ if volt bundle import --help >/dev/null 2>&1; then
   sleep 1
   step volt ps
   step volt logs hello/hello
-  step volt stack destroy hello
+  step busybox wget -qO- http://127.0.0.1:8088/
+  step volt container exec hello/hello -- cat /etc/hello.conf
+  # Leave it running only when asked: VOLT_DEMO_KEEP=1 ./scripts/demo.sh
+  [ -n "${VOLT_DEMO_KEEP:-}" ] || step volt stack destroy hello
 fi

@@ -51,8 +51,9 @@ func toStatus(err error) error {
 
 // fromStatus turns a gRPC status error received by a client adapter back
 // into an error that errors.Is matches against the sdk sentinels (and the
-// context errors). Errors with other codes, and non-status errors, are
-// returned unchanged.
+// context errors); a plain plugin error (code Unknown) becomes an error with
+// just the plugin's message. Transport failures (Unavailable, Internal...)
+// and non-status errors are returned unchanged.
 func fromStatus(err error) error {
 	if err == nil {
 		return nil
@@ -76,6 +77,8 @@ func fromStatus(err error) error {
 		kind = context.Canceled
 	case codes.DeadlineExceeded:
 		kind = context.DeadlineExceeded
+	case codes.Unknown:
+		// A plain error from the plugin: keep its message, drop the gRPC framing.
 	default:
 		return err
 	}

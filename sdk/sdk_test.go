@@ -138,8 +138,8 @@ func TestErrorsCrossTheWire(t *testing.T) {
 		_, calls["Exec"] = rt.Exec(ctx, sdk.Handle{}, sdk.ExecRequest{})
 		_, calls["Run"] = rt.Run(ctx, sdk.RunRequest{})
 		for call, err := range calls {
-			if err == nil || !strings.Contains(err.Error(), tc.err.Error()) {
-				t.Errorf("%s: err = %v, want the plugin's message %q", call, err, tc.err)
+			if err == nil || err.Error() != tc.err.Error() {
+				t.Errorf("%s: err = %v, want exactly the plugin's message %q", call, err, tc.err)
 			}
 			if tc.want != nil && !errors.Is(err, tc.want) {
 				t.Errorf("%s: err = %v, want errors.Is %v", call, err, tc.want)

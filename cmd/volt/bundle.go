@@ -108,8 +108,8 @@ volt bundle create --dry-run -o json`,
 				if res.Signed {
 					signed = ", signed"
 				}
-				a.infof("Created %s (%s v%s, %d services, %s%s)", res.Output, res.Manifest.Name, res.Manifest.BundleVersion,
-					len(res.Manifest.Services), humanSize(res.Size), signed)
+				a.infof("Created %s (%s v%s, %s, %s%s)", res.Output, res.Manifest.Name, res.Manifest.BundleVersion,
+					plural(len(res.Manifest.Services), "service"), humanSize(res.Size), signed)
 				if a.quiet {
 					fmt.Fprintln(a.stdout, res.Output)
 				}

@@ -62,7 +62,7 @@ volt bundle import --force my-stack.vbundle`,
 				if a.json() {
 					return a.printJSON(st)
 				}
-				a.infof("Deployed stack %s (%s v%s, %d workloads)", st.Name, st.Bundle.Name, st.Bundle.Version, len(st.Workloads))
+				a.infof("Deployed stack %s (%s v%s, %s)", st.Name, st.Bundle.Name, st.Bundle.Version, plural(len(st.Workloads), "workload"))
 				return nil
 			}
 		},

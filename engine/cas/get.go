@@ -32,6 +32,19 @@ func putBuf(p *[]byte) {
 // readChunk reads a local chunk into a pooled buffer and checks its size and
 // BLAKE3: ErrMissing if absent, ErrCorrupt if its bytes do not match.
 func (s *Store) readChunk(c Chunk) (*[]byte, error) {
+	p, err := s.readChunkRaw(c)
+	if err != nil {
+		return nil, err
+	}
+	if sum256(*p) != c.ID {
+		putBuf(p)
+		return nil, fmt.Errorf("chunk %s: %w", c.ID, ErrCorrupt)
+	}
+	return p, nil
+}
+
+// readChunkRaw reads a local chunk and checks only its size.
+func (s *Store) readChunkRaw(c Chunk) (*[]byte, error) {
 	f, err := os.Open(s.chunkFile(c.ID))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("chunk %s: %w", c.ID, ErrMissing)
@@ -51,18 +64,17 @@ func (s *Store) readChunk(c Chunk) (*[]byte, error) {
 		return nil, fmt.Errorf("chunk %s: size differs from the index's %d: %w", c.ID, c.Size, ErrCorrupt)
 	}
 	*p = (*p)[:n]
-	if sum256(*p) != c.ID {
-		putBuf(p)
-		return nil, fmt.Errorf("chunk %s: %w", c.ID, ErrCorrupt)
-	}
 	return p, nil
 }
 
-// Get writes the object r to w, reading and verifying chunks in parallel
-// and checking the whole object's BLAKE3 at the end. Bytes reach w before
-// the whole-object check: do not trust them unless Get returns nil (the CLI
-// writes to a temporary file and renames it on success). A missing chunk
-// fails with ErrMissing naming the object and the first missing chunk.
+// Get writes the object r to w, reading chunks ahead in parallel, and
+// checks the BLAKE3 of the whole object as it streams: that one hash covers
+// every chunk, so chunks are not hashed a second time one by one unless it
+// fails, and then they are, to name the first corrupt chunk (ErrCorrupt).
+// Bytes reach w before the check completes: do not trust them unless Get
+// returns nil (the CLI writes to a temporary file and renames it on
+// success). A missing chunk fails with ErrMissing naming the object and the
+// first missing chunk.
 func (s *Store) Get(ctx context.Context, r Ref, w io.Writer) error {
 	x, err := s.readIndex(r)
 	if err != nil {
@@ -79,8 +91,9 @@ type readResult struct {
 	err error
 }
 
-// assemble streams x's chunks to w in order (w may be io.Discard) and
-// checks the whole-object BLAKE3.
+// assemble streams x's chunks to w in order (w may be io.Discard) while
+// another goroutine hashes them, and checks the whole-object BLAKE3; on a
+// mismatch it finds the corrupt chunk.
 func (s *Store) assemble(ctx context.Context, x *Index, w io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -112,11 +125,21 @@ func (s *Store) assemble(ctx context.Context, x *Index, w io.Writer) error {
 					j.out <- readResult{err: ctx.Err()}
 					continue
 				}
-				p, err := s.readChunk(j.c)
+				p, err := s.readChunkRaw(j.c)
 				j.out <- readResult{p, err}
 			}
 		})
 	}
+	// The whole-object hash runs beside the writes.
+	var whole hasher
+	hashq := make(chan *[]byte, window)
+	var hwg sync.WaitGroup
+	hwg.Go(func() {
+		for p := range hashq {
+			whole.Write(*p)
+			putBuf(p)
+		}
+	})
 	fail := func(err error) error {
 		cancel()
 		for j := range order {
@@ -125,31 +148,51 @@ func (s *Store) assemble(ctx context.Context, x *Index, w io.Writer) error {
 			}
 		}
 		wg.Wait()
+		close(hashq)
+		hwg.Wait()
 		return err
 	}
-	var whole hasher
 	var off int64
 	for j := range order {
 		r := <-j.out
 		if r.err != nil {
 			return fail(fmt.Errorf("object %s: at offset %d: %w", x.Ref, off, r.err))
 		}
-		whole.Write(*r.p)
 		_, err := w.Write(*r.p)
 		off += int64(len(*r.p))
-		putBuf(r.p)
+		hashq <- r.p
 		if err != nil {
 			return fail(fmt.Errorf("object %s: write: %w", x.Ref, err))
 		}
 	}
 	wg.Wait()
+	close(hashq)
+	hwg.Wait()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if sum := whole.sum(); sum != x.Ref {
-		return fmt.Errorf("object %s: reassembled bytes have BLAKE3 %x: %w", x.Ref, sum, ErrCorrupt)
+		return s.findCorrupt(ctx, x, sum)
 	}
 	return nil
+}
+
+// findCorrupt explains a whole-object mismatch: the first chunk whose bytes
+// do not match its id, or else an index that lists the wrong chunks.
+func (s *Store) findCorrupt(ctx context.Context, x *Index, sum [32]byte) error {
+	var off int64
+	for _, c := range x.Chunks {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p, err := s.readChunk(c)
+		if err != nil {
+			return fmt.Errorf("object %s: at offset %d: %w", x.Ref, off, err)
+		}
+		putBuf(p)
+		off += int64(c.Size)
+	}
+	return fmt.Errorf("object %s: reassembled bytes have BLAKE3 %x: %w", x.Ref, sum, ErrCorrupt)
 }
 
 // Open returns a reader of the object r that verifies each chunk as it goes

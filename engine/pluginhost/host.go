@@ -102,7 +102,10 @@ func New(opts Options) *Host {
 	return &Host{opts: opts, log: log, plugins: map[string]*proc{}}
 }
 
-// Runtime returns the runtime plugin name, starting it if needed.
+// Runtime returns the runtime plugin name, starting it if needed (bounded by
+// Options.StartTimeout). The value stays bound to that plugin process: if the
+// process dies, its calls fail with ErrPluginExited and the next Runtime call
+// starts a new process.
 func (h *Host) Runtime(ctx context.Context, name string) (sdk.Runtime, error) {
 	p, err := h.get(ctx, name)
 	if err != nil {
@@ -114,7 +117,8 @@ func (h *Host) Runtime(ctx context.Context, name string) (sdk.Runtime, error) {
 	return p.runtime, nil
 }
 
-// Format returns the format plugin name, starting it if needed.
+// Format returns the format plugin name, starting it if needed; see Runtime
+// for what happens when the process dies.
 func (h *Host) Format(ctx context.Context, name string) (sdk.Format, error) {
 	p, err := h.get(ctx, name)
 	if err != nil {

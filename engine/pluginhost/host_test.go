@@ -16,6 +16,7 @@ import (
 
 	"github.com/volt-cli/volt/engine/digest"
 	"github.com/volt-cli/volt/sdk"
+	"github.com/volt-cli/volt/sdk/conformance"
 )
 
 // binDir holds the plugin binaries built once by TestMain.
@@ -131,6 +132,7 @@ func assertNoProcess(t *testing.T, path string) {
 
 func TestHandshakeAndInfoThroughBinary(t *testing.T) {
 	dir := pluginDir(t, "runtime-exec")
+	conformance.Binary(t, filepath.Join(dir, BinaryPrefix+"runtime-exec"), sdk.KindRuntime)
 	var logs bytes.Buffer
 	h := newHost(t, Options{Dirs: []string{dir}, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	ctx := context.Background()

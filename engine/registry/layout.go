@@ -69,6 +69,10 @@ func kindOf(ks map[string]entryKind, name string) entryKind {
 	return entryKind{mediaType: MediaTypeFile}
 }
 
+// maxBlob bounds sizes and offsets read from a manifest (1 PiB), so sums
+// of them cannot overflow.
+const maxBlob = 1 << 50
+
 // hole is a range of the .vbundle file filled by one blob at pull.
 type hole struct {
 	off, size int64
@@ -117,7 +121,7 @@ func parseArtifact(raw []byte, mediaType string) (*artifact, error) {
 			}
 			a.skeleton = &m.Layers[i]
 		}
-		if m.Layers[i].Size < 0 {
+		if m.Layers[i].Size < 0 || m.Layers[i].Size > maxBlob {
 			return nil, fmt.Errorf("%w: layer %d has negative size", ErrNotBundle, i)
 		}
 	}
@@ -130,7 +134,7 @@ func parseArtifact(raw []byte, mediaType string) (*artifact, error) {
 			return nil
 		}
 		off, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || off < 0 {
+		if err != nil || off < 0 || off > maxBlob || d.Size > maxBlob {
 			return fmt.Errorf("%w: blob %s: bad %s %q", ErrNotBundle, d.Digest, AnnotationOffset, s)
 		}
 		a.holes = append(a.holes, hole{off: off, size: d.Size, idx: idx})

@@ -97,6 +97,9 @@ for a in $(cat /proc/cmdline); do
   esac
 done
 insmod /lib/modules/button.ko 2>/dev/null
+btn=/sys/firmware/acpi/interrupts/ff_pwr_btn
+presses() { set -- $(cat $btn 2>/dev/null || echo 0); echo "$1"; }
+seen=$(presses)
 echo "$marker"
 if [ -n "$code" ]; then
   if [ "$code" != 0 ]; then
@@ -107,9 +110,6 @@ fi
 if [ -n "$shell" ]; then
   (while :; do setsid cttyhack sh -l </dev/ttyS0 >/dev/ttyS0 2>&1; done) &
 fi
-btn=/sys/firmware/acpi/interrupts/ff_pwr_btn
-presses() { set -- $(cat $btn 2>/dev/null || echo 0); echo "$1"; }
-seen=$(presses)
 while :; do
   sleep 0.2
   now=$(presses)

@@ -181,8 +181,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	case p == "/v2/_catalog":
-		if _, ok := s.authorize(w, r, "*", ActionPull); ok {
-			s.serveCatalog(w, r)
+		if c, ok := s.authorize(w, r, "*", ActionPull); ok {
+			s.serveCatalog(w, r, c)
 		}
 		return
 	}
@@ -263,7 +263,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, repo, action 
 		s.ociError(w, r, http.StatusUnauthorized, codeUnauthorized, err.Error())
 		return nil, false
 	}
-	if repo == "" || c.Allows(repo, action) || (action == ActionPull && s.cfg.AnonymousPull) {
+	// The catalog is open to any valid token; it lists what the token may pull.
+	if repo == "" || repo == "*" && action == ActionPull || c.Allows(repo, action) || (action == ActionPull && s.cfg.AnonymousPull) {
 		return c, true
 	}
 	// A push grant implies pull; so does delete.
@@ -336,6 +337,15 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	var grant []Access
 	for _, sc := range parseScopes(q["scope"]) {
+		if sc.catalog {
+			// Listing: the new token may see what the presented one may pull.
+			if parent != nil {
+				for _, a := range parent.Access {
+					grant = append(grant, Access{Repo: a.Repo, Actions: []string{ActionPull}})
+				}
+			}
+			continue
+		}
 		var acts []string
 		for _, a := range sc.actions {
 			ok := false
@@ -395,11 +405,22 @@ func paginate(w http.ResponseWriter, r *http.Request, all []string) []string {
 	return all
 }
 
-func (s *Server) serveCatalog(w http.ResponseWriter, r *http.Request) {
-	repos, err := s.st.repositories()
+// canList reports whether c (nil: no token) may see repo in the catalog.
+func (s *Server) canList(c *Claims, repo string) bool {
+	return s.cfg.AnonymousPull || c != nil && (c.Allows(repo, ActionPull) || c.Allows(repo, ActionPush) || c.Allows(repo, ActionDelete))
+}
+
+func (s *Server) serveCatalog(w http.ResponseWriter, r *http.Request, c *Claims) {
+	all, err := s.st.repositories()
 	if err != nil {
 		s.ociError(w, r, http.StatusInternalServerError, codeUnsupported, err.Error())
 		return
+	}
+	repos := []string{}
+	for _, repo := range all {
+		if s.canList(c, repo) {
+			repos = append(repos, repo)
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"repositories": paginate(w, r, repos)})

@@ -262,7 +262,9 @@ func (s *store) repoExists(name string) bool {
 }
 
 // repositories lists every repository (a directory under repos/ holding
-// "_manifests" or "_layers"), sorted.
+// "_manifests" or "_layers"), sorted. WalkDir visits a directory's
+// entries in lexical order, so "_layers" and "_manifests" of one
+// repository come one after the other.
 func (s *store) repositories() ([]string, error) {
 	base := filepath.Join(s.root, "repos")
 	var out []string
@@ -277,9 +279,11 @@ func (s *store) repositories() ([]string, error) {
 			return nil
 		}
 		if strings.HasPrefix(d.Name(), "_") {
-			if d.Name() == "_manifests" {
+			if d.Name() == "_manifests" || d.Name() == "_layers" {
 				rel, _ := filepath.Rel(base, filepath.Dir(p))
-				out = append(out, filepath.ToSlash(rel))
+				if rel := filepath.ToSlash(rel); len(out) == 0 || out[len(out)-1] != rel {
+					out = append(out, rel)
+				}
 			}
 			return filepath.SkipDir
 		}

@@ -187,11 +187,12 @@ func ParseExpiry(s string) (time.Duration, error) {
 type scope struct {
 	repo    string
 	actions []string
+	catalog bool // registry:catalog:*
 }
 
 // parseScopes parses docker token scopes ("repository:a/b:pull,push",
 // several separated by spaces or given as several values). Unknown types
-// (registry:catalog:*) are mapped to repo "*" pull.
+// other than registry:catalog:* are ignored.
 func parseScopes(values []string) []scope {
 	var out []scope
 	for _, v := range values {
@@ -207,7 +208,7 @@ func parseScopes(values []string) []scope {
 				out = append(out, scope{repo: name, actions: strings.Split(acts, ",")})
 			case "registry":
 				if name == "catalog" {
-					out = append(out, scope{repo: "*", actions: []string{ActionPull}})
+					out = append(out, scope{catalog: true, actions: []string{ActionPull}})
 				}
 			}
 		}
