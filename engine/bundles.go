@@ -117,6 +117,7 @@ func (e *Engine) CreateBundle(ctx context.Context, opts CreateOptions) (*CreateR
 		out = filepath.Join(e.BundlesDir(), fmt.Sprintf("%s-%s.vbundle", p.Name, p.Version))
 	}
 	bopts.Output = out
+	e.confineFormats([]string{p.Root}, []string{filepath.Dir(absPath(out))})
 	m, err := build.Build(ctx, p, bopts)
 	if err != nil {
 		return nil, err
@@ -371,6 +372,13 @@ func (e *Engine) ListBundles() ([]*BundleSummary, []error) {
 		return out[i].Name < out[j].Name
 	})
 	return out, errs
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 // ParseCreated parses a manifest's created time (zero on error).

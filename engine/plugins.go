@@ -23,15 +23,26 @@ import (
 func (e *Engine) Plugins() *pluginhost.Host {
 	if e.plugins == nil {
 		e.plugins = pluginhost.New(pluginhost.Options{
-			Dirs:   e.pluginDirs,
-			Root:   e.Root,
-			Logger: e.Logger,
+			Dirs:    e.pluginDirs,
+			Root:    e.Root,
+			Logger:  e.Logger,
+			Sandbox: e.sandbox,
 		})
 		stop := e.plugins.CloseOnSignal()
 		h := e.plugins
 		e.closers = append(e.closers, func() { stop(); h.Close() })
 	}
 	return e.plugins
+}
+
+// confineFormats sets the Landlock policy format plugins run under for the
+// rest of this invocation: read-only access to read, read-write to write
+// (plus the system directories the SDK always allows). It must be called
+// before the first plugin starts; later calls do nothing.
+func (e *Engine) confineFormats(read, write []string) {
+	if e.plugins == nil && e.sandbox == nil {
+		e.sandbox = &sdk.SandboxPolicy{Read: read, Write: write}
+	}
 }
 
 // pluginPacker packs directory images with a format plugin.

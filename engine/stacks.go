@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
+	"github.com/volt-cli/volt/engine/build"
+	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/deploy"
+	"github.com/volt-cli/volt/engine/sign"
 	"github.com/volt-cli/volt/engine/flock"
 	"github.com/volt-cli/volt/sdk"
 )
@@ -45,6 +49,7 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 			opts.Signer = c.Detail
 		}
 	}
+	e.confineFormats(nil, []string{e.Root})
 	return e.Deployer(opts.Notify).Import(ctx, opts.ImportOptions)
 }
 
@@ -128,4 +133,44 @@ func (e *Engine) locked(ctx context.Context, fn func(*deploy.Deployer) error) er
 	}
 	defer lock.Release()
 	return fn(e.Deployer(nil))
+}
+
+// ExportOptions control Export.
+type ExportOptions struct {
+	Stack          string
+	Output         string
+	IncludeVolumes bool
+	SignKey        string
+	Passphrase     func() ([]byte, error)
+	Progress       func(done, total int64)
+}
+
+// Export turns a deployed stack back into a bundle: each container's current
+// root tree becomes its image (overlays included), VMs carry their disk and
+// boot files, and with IncludeVolumes its named volumes travel too.
+func (e *Engine) Export(ctx context.Context, opts ExportOptions) (*bundle.Manifest, error) {
+	lock, err := e.Lock(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	st, err := deploy.LoadStack(e.Root, opts.Stack)
+	if err != nil {
+		return nil, err
+	}
+	e.confineFormats([]string{e.Root}, []string{filepath.Dir(absPath(opts.Output))})
+	p, err := e.Deployer(nil).ExportPlan(st, opts.IncludeVolumes)
+	if err != nil {
+		return nil, err
+	}
+	bopts := build.Options{Output: opts.Output, Tool: "volt " + Version, Progress: opts.Progress, Created: time.Now()}
+	e.attachPlugins(ctx, &bopts, nil)
+	if opts.SignKey != "" {
+		signer, err := sign.LoadSigner(opts.SignKey, opts.Passphrase)
+		if err != nil {
+			return nil, err
+		}
+		bopts.Sign = signer.Sign
+	}
+	return build.Build(ctx, p, bopts)
 }

@@ -27,6 +27,7 @@ func bundleCommand() *command {
 			bundleSignCommand(),
 			bundleListCommand(),
 			bundleImportCommand(),
+			bundleExportCommand(),
 		},
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/volt-cli/volt/engine"
 	"github.com/volt-cli/volt/engine/deploy"
+	"github.com/volt-cli/volt/engine/sign"
 	"github.com/volt-cli/volt/sdk"
 )
 
@@ -303,6 +304,45 @@ func stackCommand() *command {
 					}
 				},
 			},
+		},
+	}
+}
+
+func bundleExportCommand() *command {
+	return &command{
+		name:    "export",
+		summary: "Turn a deployed stack back into a bundle",
+		usage:   "STACK -o FILE [--include-volumes] [--sign-key KEY]",
+		long: `Each container's current root tree (config overlays applied) becomes its image; VMs
+carry their disk and boot files. The bundle imports elsewhere like any other.`,
+		examples: `volt bundle export my-stack -o snapshot.vbundle
+volt bundle export my-stack --include-volumes -o snapshot.vbundle`,
+		oFile: true,
+		args:  exactArgs(1, "STACK"),
+		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+			vols := fs.Bool("include-volumes", false, "carry the stack's named volumes")
+			key := fs.String("sign-key", "", "sign the exported bundle with this key")
+			return func(ctx context.Context, a *app, args []string) error {
+				if a.outFile == "" {
+					return withHint(exitUsage, usagef("bundle export needs -o FILE"), "e.g. volt bundle export "+args[0]+" -o snapshot.vbundle")
+				}
+				opts := engine.ExportOptions{Stack: args[0], Output: a.outFile, IncludeVolumes: *vols, SignKey: *key}
+				if *key != "" {
+					opts.Passphrase = sign.PassphraseFromEnvOrTerminal("Passphrase for " + *key + ": ")
+				}
+				bar := a.progress("exporting")
+				opts.Progress = bar.update
+				m, err := a.eng.Export(ctx, opts)
+				bar.done()
+				if errors.Is(err, deploy.ErrNoStack) {
+					return &cliError{code: exitNotFound, err: err, hint: "see: volt stack list"}
+				}
+				if err != nil {
+					return err
+				}
+				a.infof("Exported stack %s to %s (%s)", args[0], a.outFile, plural(len(m.Services), "service"))
+				return nil
+			}
 		},
 	}
 }

@@ -172,6 +172,31 @@ func TestDeployTwoServices(t *testing.T) {
 		t.Errorf("re-import: %s", r.stderr)
 	}
 
+	// Export the running stack and import it under another state root: the
+	// same services come up, with the overlays already applied and the
+	// volume's data carried along.
+	snap := filepath.Join(e.dir, "snapshot.vbundle")
+	os.WriteFile(filepath.Join(e.dir, "root/volumes/shop/dbdata/keep"), []byte("kept"), 0o644)
+	e.must("bundle", "export", "shop", "--include-volumes", "-o", snap)
+	e2 := newEnv(t)
+	defer e2.run("stack", "destroy", "shop")
+	if r := e2.run("stack", "destroy", "shop"); r.code != exitNotFound {
+		t.Errorf("destroy before import: exit %d", r.code)
+	}
+	e2.must("bundle", "import", snap)
+	waitFor(t, func() bool {
+		r := e2.must("ps", "-o", "json")
+		json.Unmarshal([]byte(r.stdout), &rows)
+		return len(rows) == 2
+	}, "exported stack running elsewhere")
+	if r := e2.must("container", "exec", "shop/web", "--", "cat", "/etc/web.conf"); !strings.Contains(r.stdout, "password=s3cret") {
+		t.Errorf("exported web.conf: %q", r.stdout)
+	}
+	if b, err := os.ReadFile(filepath.Join(e2.dir, "root/volumes/shop/dbdata/keep")); err != nil || string(b) != "kept" {
+		t.Errorf("volume data not carried: %v %q", err, b)
+	}
+	e2.must("stack", "destroy", "shop")
+
 	// Hooks without --run-hooks are reported, not run.
 	os.Remove(filepath.Join(e.dir, "root/stacks/shop/pre-deploy-ran"))
 	r = e.must("bundle", "import", "--force", "--set", "DB_PASSWORD=x", bundlePath)

@@ -317,7 +317,8 @@ volt registry status 127.0.0.1:5000 --plain-http -o json`,
 					auth += " (" + st.Realm + ")"
 				}
 				fmt.Fprintf(a.stdout, "Auth:          %s\n", auth)
-				fmt.Fprintf(a.stdout, "Credentials:   %s stored, %s\n", yes(st.HasCredentials), map[bool]string{true: "accepted", false: "not accepted"}[st.Authenticated])
+				fmt.Fprintf(a.stdout, "Credentials:   %s\n", map[bool]string{true: "stored", false: "none stored"}[st.HasCredentials])
+				fmt.Fprintf(a.stdout, "Access:        %s\n", map[bool]string{true: "ok", false: "refused"}[st.Access])
 				if st.Error != "" {
 					return registryError(errors.New(st.Error), args[0])
 				}

@@ -226,6 +226,20 @@ func layout(ctx context.Context, p *plan.Plan, opts Options, staging string, exe
 		}
 		m.Services[s.Name] = svc
 	}
+	for _, v := range p.Volumes {
+		src := &plan.ImageSource{Kind: plan.KindRootfs, Path: v.Dir}
+		file, err := b.resolve(&plan.Service{Name: v.Service}, src, platforms[0])
+		if err != nil {
+			return nil, fmt.Errorf("volume %s of %s: %w", v.Name, v.Service, err)
+		}
+		ext := ".tar"
+		if b.execute {
+			if _, ext, err = bundle.DetectFormat(file); err != nil {
+				return nil, fmt.Errorf("volume %s of %s: %w", v.Name, v.Service, err)
+			}
+		}
+		b.add(bundle.Entry{Name: path.Join("volumes", v.Service, v.Name+ext), Path: file})
+	}
 	for _, h := range p.Hooks {
 		if err := b.checkFile(h.Path, h.At); err != nil {
 			return nil, err

@@ -195,29 +195,29 @@ func TestMissingAndCorruptChunks(t *testing.T) {
 	if len(cs) < 6 {
 		t.Fatalf("only %d chunks", len(cs))
 	}
-	// Corrupt chunk 2 (same size), remove chunks 4 and 5.
+	// Corrupt chunk 2 (same size): Get names it.
 	corrupt := s.chunkFile(cs[2].ID)
 	b, _ := os.ReadFile(corrupt)
 	b[100] ^= 0xff
 	if err := os.WriteFile(corrupt, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, i := range []int{4, 5} {
-		if err := os.Remove(s.chunkFile(cs[i].ID)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	err := s.Get(context.Background(), ref, io.Discard)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), cs[2].ID.String()) || !strings.Contains(err.Error(), ref.String()) {
 		t.Fatalf("Get with a corrupt chunk: %v", err)
 	}
-	os.Remove(corrupt)
+	// Remove chunks 2, 4 and 5: Get names the first missing one.
+	for _, i := range []int{2, 4, 5} {
+		if err := os.Remove(s.chunkFile(cs[i].ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	err = s.Get(context.Background(), ref, io.Discard)
 	if !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), cs[2].ID.String()) || !strings.Contains(err.Error(), ref.String()) {
 		t.Fatalf("Get with missing chunks: %v (want the first missing chunk %s)", err, cs[2].ID)
 	}
+	// Verify lists all three problems: chunk 2 corrupt, 4 and 5 missing.
 	os.WriteFile(corrupt, b, 0o644)
-
 	rep, err := s.Verify(context.Background(), VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -208,6 +208,14 @@ func (d *Deployer) Import(ctx context.Context, opts ImportOptions) (*Stack, erro
 		d.rollback(ctx, old, swapped, nil)
 		return nil, err
 	}
+	if err := saveCompose(d.Root, name, compose); err != nil {
+		d.rollback(ctx, old, swapped, nil)
+		return nil, err
+	}
+	if err := d.restoreVolumes(ctx, r, name); err != nil {
+		d.rollback(ctx, old, swapped, nil)
+		return nil, err
+	}
 	if err := st.Save(d.Root); err != nil {
 		d.rollback(ctx, old, swapped, nil)
 		return nil, err

@@ -31,6 +31,15 @@ type Plan struct {
 	Sources map[string]string `json:"sources,omitempty"`
 	// Params holds the recipe parameters after --set, rendered as strings.
 	Params map[string]string `json:"params,omitempty"`
+	// Volumes are volume contents to carry (bundle export --include-volumes).
+	Volumes []VolumeData `json:"volumes,omitempty"`
+}
+
+// VolumeData is a named volume's directory, carried as volumes/<service>/<name>.
+type VolumeData struct {
+	Service string `json:"service"`
+	Name    string `json:"name"`
+	Dir     string `json:"dir"`
 }
 
 // Service types (the same words as bundle.json).

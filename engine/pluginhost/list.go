@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/volt-cli/volt/engine/digest"
 )
@@ -86,7 +90,7 @@ func (h *Host) describe(ctx context.Context, f found) PluginInfo {
 			break
 		}
 		pi.Healthy, pi.Formats, pi.MediaTypes = true, d.Formats, d.MediaTypes
-		pi.Health = "ok"
+		pi.Health = "formats: " + strings.Join(d.Formats, ", ")
 	}
 	return pi
 }
@@ -97,4 +101,37 @@ func hexDecode(s string) ([]byte, error) {
 		return nil, fmt.Errorf("bad BLAKE3 %q in the plugin lock", s)
 	}
 	return b, nil
+}
+
+// WriteTable writes ps as the human table of `volt plugin list`:
+// NAME KIND VERSION API PATH BLAKE3 HEALTH, BLAKE3 shortened to 12 hex
+// digits, HEALTH "ok: <detail>", "unhealthy: <detail>" or "error: <error>".
+func WriteTable(w io.Writer, ps []PluginInfo) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tAPI\tPATH\tBLAKE3\tHEALTH")
+	for _, p := range ps {
+		api, sum := "-", "-"
+		if p.API > 0 {
+			api = strconv.Itoa(p.API)
+		}
+		if h := digest.Hex(p.BLAKE3); len(h) >= 12 {
+			sum = h[:12]
+		}
+		health := "ok: " + p.Health
+		switch {
+		case p.Error != "":
+			health = "error: " + p.Error
+		case !p.Healthy:
+			health = "unhealthy: " + p.Health
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, dash(p.Kind), dash(p.Version), api, p.Path, sum, health)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -111,8 +111,9 @@ type Status struct {
 	Auth string `json:"auth"`
 	// Realm is the bearer token endpoint, when Auth is "bearer".
 	Realm string `json:"realm,omitempty"`
-	// Authenticated: the stored credentials are accepted.
-	Authenticated bool `json:"authenticated"`
+	// Access: a request with the stored credentials (or none, when none
+	// are stored) succeeded.
+	Access bool `json:"access"`
 	// HasCredentials: credentials are stored for host.
 	HasCredentials bool `json:"hasCredentials"`
 	// Error explains why the registry is unreachable or refuses the
@@ -174,7 +175,7 @@ func Check(ctx context.Context, host string, opts Options) (*Status, error) {
 	if err := reg.Ping(ctx); err != nil {
 		st.Error = wrapErr(err, host).Error()
 	} else {
-		st.Authenticated = st.Auth != "none" || st.HasCredentials
+		st.Access = true
 	}
 	return st, nil
 }
