@@ -11,8 +11,8 @@ import (
 	"github.com/volt-cli/volt/engine/build"
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/deploy"
-	"github.com/volt-cli/volt/engine/sign"
 	"github.com/volt-cli/volt/engine/flock"
+	"github.com/volt-cli/volt/engine/sign"
 	"github.com/volt-cli/volt/sdk"
 )
 

@@ -16,7 +16,9 @@ import (
 )
 
 // composeFile is the stack's Constellation, kept for export.
-func composeFile(root, stack string) string { return filepath.Join(stackDir(root, stack), "compose.yaml") }
+func composeFile(root, stack string) string {
+	return filepath.Join(stackDir(root, stack), "compose.yaml")
+}
 
 func saveCompose(root, stack string, f *constellation.File) error {
 	data, err := constellation.Marshal(f)
