@@ -42,6 +42,8 @@ type CreateOptions struct {
 	Print func(string)
 	// Progress reports bytes written.
 	Progress func(done, total int64)
+	// Format is "vbundle" (default) or "ace" (an ACE zip, containers only).
+	Format string
 }
 
 // CreateResult is what CreateBundle made (or, with DryRun, would make).
@@ -115,6 +117,32 @@ func (e *Engine) CreateBundle(ctx context.Context, opts CreateOptions) (*CreateR
 			return nil, err
 		}
 		out = filepath.Join(e.BundlesDir(), fmt.Sprintf("%s-%s.vbundle", p.Name, p.Version))
+	}
+	switch opts.Format {
+	case "", "vbundle":
+	case aceFormat:
+		// The vbundle is made first (one way to make every bundle), then mapped to ACE.
+		tmp, err := os.MkdirTemp(filepath.Dir(absPath(out)), ".volt-create-*")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		bopts.Output = filepath.Join(tmp, "bundle.vbundle")
+		e.confineFormats([]string{p.Root}, []string{filepath.Dir(absPath(out))})
+		m, err := build.Build(ctx, p, bopts)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.WriteACE(ctx, bopts.Output, out); err != nil {
+			return nil, err
+		}
+		res.Manifest, res.Output = m, out
+		if fi, err := os.Stat(out); err == nil {
+			res.Size = fi.Size()
+		}
+		return res, nil
+	default:
+		return nil, fmt.Errorf("unknown bundle format %q (want vbundle or ace)", opts.Format)
 	}
 	bopts.Output = out
 	e.confineFormats([]string{p.Root}, []string{filepath.Dir(absPath(out))})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -40,6 +41,30 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 		return nil, err
 	}
 	defer lock.Release()
+	e.confineFormats([]string{absPath(opts.Bundle)}, []string{e.Root})
+	if IsACE(opts.Bundle) {
+		// An ACE bundle has no hashes or signature: convert it (the host
+		// computes the hashes), then deploy the result like any bundle.
+		if opts.Verify || e.Config.Bool("bundle.require_signature") {
+			return nil, fmt.Errorf("%w: %s is an ACE bundle, which cannot be signed", ErrVerifyFailed, opts.Bundle)
+		}
+		if err := os.MkdirAll(e.Root, 0o755); err != nil {
+			return nil, err
+		}
+		tmp, err := os.MkdirTemp(e.Root, ".ace-*")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		converted := filepath.Join(tmp, "converted.vbundle")
+		if opts.Notify != nil {
+			opts.Notify(fmt.Sprintf("%s is an ACE bundle: converting", opts.Bundle))
+		}
+		if _, err := e.ConvertACE(ctx, opts.Bundle, converted, "", nil); err != nil {
+			return nil, err
+		}
+		opts.Bundle = converted
+	}
 	rep, err := e.VerifyBundle(ctx, opts.Bundle, VerifyOptions{RequireSignature: opts.Verify})
 	if err != nil {
 		return nil, err
@@ -49,7 +74,6 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 			opts.Signer = c.Detail
 		}
 	}
-	e.confineFormats(nil, []string{e.Root})
 	return e.Deployer(opts.Notify).Import(ctx, opts.ImportOptions)
 }
 

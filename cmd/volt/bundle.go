@@ -28,6 +28,7 @@ func bundleCommand() *command {
 			bundleListCommand(),
 			bundleImportCommand(),
 			bundleExportCommand(),
+			bundleConvertCommand(),
 		},
 	}
 }
@@ -45,7 +46,8 @@ SOURCE_DATE_EPOCH, else the newest input).`,
 		examples: `cd examples/hello && volt bundle create -o hello.vbundle
 volt bundle create -f recipes/web.star --set replicas=3 -o web.vbundle
 volt bundle create --sign --sign-key ~/.config/volt/signing-key --platforms linux/amd64,linux/arm64 -o x.vbundle
-volt bundle create --dry-run -o json`,
+volt bundle create --dry-run -o json
+volt bundle create --format ace --platforms android/arm64-v8a -o project.zip`,
 		oFile: true,
 		args: func(args []string) error {
 			if len(args) > 1 {
@@ -62,6 +64,7 @@ volt bundle create --dry-run -o json`,
 			doSign := fs.Bool("sign", false, "sign the bundle (key from --sign-key or config bundle.sign_key)")
 			key := fs.String("sign-key", "", "OpenSSH ed25519 private key to sign with (implies --sign)")
 			maxSteps := fs.Uint64("max-steps", 0, "recipe evaluation step limit (0 = config recipe.max_steps or built-in default)")
+			format := fs.String("format", "vbundle", "bundle format: vbundle, or ace (an ACE zip: containers only, unsigned)")
 			return func(ctx context.Context, a *app, args []string) error {
 				// -o is both the output format and, by users' habit, the output file:
 				// anything other than table/json given to -o is the file name.
@@ -75,7 +78,7 @@ volt bundle create --dry-run -o json`,
 				}
 				opts := engine.CreateOptions{
 					Recipe: *file, Params: params, Output: output, Platforms: *platforms,
-					DryRun: *dry, MaxSteps: *maxSteps,
+					DryRun: *dry, MaxSteps: *maxSteps, Format: *format,
 					Print: func(s string) { fmt.Fprintln(a.stderr, s) },
 				}
 				if len(args) == 1 {
@@ -432,6 +435,53 @@ func bundleListCommand() *command {
 					t.row(b.Name, b.Version, strings.Join(b.Platforms, ","), humanSize(b.Size), humanAge(engine.ParseCreated(b.Created), now), signed)
 				}
 				return t.flush()
+			}
+		},
+	}
+}
+
+func bundleConvertCommand() *command {
+	return &command{
+		name:    "convert",
+		summary: "Convert between ACE bundles (.zip) and .vbundle",
+		usage:   "SRC -o OUT [--sign-key KEY]",
+		long: `An ACE bundle (a ZIP with compose.json) becomes a .vbundle: the format-ace plugin maps
+its structure and Volt computes every hash (and signs with --sign-key). A .vbundle
+becomes an ACE zip when OUT ends in .zip (containers only).`,
+		examples: `volt bundle convert legacy.zip -o legacy.vbundle
+volt bundle convert app.vbundle -o app.zip`,
+		oFile: true,
+		args:  exactArgs(1, "SRC"),
+		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+			key := fs.String("sign-key", "", "sign the resulting .vbundle with this key")
+			return func(ctx context.Context, a *app, args []string) error {
+				if a.outFile == "" {
+					return withHint(exitUsage, usagef("bundle convert needs -o OUT"), "e.g. volt bundle convert legacy.zip -o legacy.vbundle")
+				}
+				src, out := args[0], a.outFile
+				if _, err := os.Stat(src); err != nil {
+					return err
+				}
+				if engine.IsACE(src) {
+					var pass func() ([]byte, error)
+					if *key != "" {
+						pass = sign.PassphraseFromEnvOrTerminal("Passphrase for " + *key + ": ")
+					}
+					m, err := a.eng.ConvertACE(ctx, src, out, *key, pass)
+					if err != nil {
+						return err
+					}
+					a.infof("Converted ACE bundle %s to %s (%s v%s, %s)", src, out, m.Name, m.BundleVersion, plural(len(m.Services), "service"))
+					return nil
+				}
+				if !strings.HasSuffix(strings.ToLower(out), ".zip") {
+					return withHint(exitUsage, usagef("%s is not an ACE bundle, and %s does not end in .zip", src, out), "to write an ACE zip from a .vbundle, name the output *.zip")
+				}
+				if err := a.eng.WriteACE(ctx, src, out); err != nil {
+					return err
+				}
+				a.infof("Wrote ACE bundle %s", out)
+				return nil
 			}
 		},
 	}

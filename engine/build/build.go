@@ -167,11 +167,7 @@ func layout(ctx context.Context, p *plan.Plan, opts Options, staging string, exe
 		},
 	}
 	b := &builder{ctx: ctx, p: p, opts: opts, staging: staging, execute: execute}
-	compose, err := constellation.Marshal(p.Constellation)
-	if err != nil {
-		return nil, fmt.Errorf("build: write compose.yaml: %w", err)
-	}
-	b.add(bundle.Entry{Name: "compose.yaml", Data: compose, Compress: true})
+	topo := bundleTopology(p.Constellation)
 
 	for _, s := range p.Services {
 		svc := &bundle.Service{Type: s.Type, Images: map[string]*bundle.Image{}}
@@ -225,6 +221,7 @@ func layout(ctx context.Context, p *plan.Plan, opts Options, staging string, exe
 			svc.Config = append(svc.Config, bundle.ConfigFile{Path: name, Target: ov.Target, Template: ov.Template})
 		}
 		m.Services[s.Name] = svc
+		pointImages(topo, s.Name, svc)
 	}
 	for _, v := range p.Volumes {
 		src := &plan.ImageSource{Kind: plan.KindRootfs, Path: v.Dir}
@@ -251,8 +248,57 @@ func layout(ctx context.Context, p *plan.Plan, opts Options, staging string, exe
 		m.Hooks[h.Kind] = name
 		b.add(bundle.Entry{Name: name, Path: b.abs(h.Path), Compress: true})
 	}
+	compose, err := constellation.Marshal(topo)
+	if err != nil {
+		return nil, fmt.Errorf("build: write compose.yaml: %w", err)
+	}
+	b.add(bundle.Entry{Name: "compose.yaml", Data: compose, Compress: true})
 	sort.Slice(b.entries, func(i, j int) bool { return b.entries[i].Name < b.entries[j].Name })
 	return &Layout{Manifest: m, Entries: b.entries}, nil
+}
+
+// bundleTopology copies the Constellation so image references can be
+// rewritten for the bundle without touching the Plan.
+func bundleTopology(f *constellation.File) *constellation.File {
+	if f == nil {
+		return &constellation.File{Version: "1"}
+	}
+	c := *f
+	c.Containers = make(map[string]*constellation.Container, len(f.Containers))
+	for k, v := range f.Containers {
+		cc := *v
+		c.Containers[k] = &cc
+	}
+	c.VMs = make(map[string]*constellation.VM, len(f.VMs))
+	for k, v := range f.VMs {
+		vv := *v
+		c.VMs[k] = &vv
+	}
+	return &c
+}
+
+// pointImages makes a service's image in the bundle's compose.yaml name the
+// bundle entries (or CAS references), one per platform, instead of the
+// recipe's source paths, so the compose.yaml inside a bundle is
+// self-contained.
+func pointImages(topo *constellation.File, name string, svc *bundle.Service) {
+	refs := map[string]string{}
+	for pl, img := range svc.Images {
+		if img.Path != nil {
+			refs[pl] = *img.Path
+		} else {
+			refs[pl] = img.CASRef
+		}
+	}
+	if len(refs) == 0 {
+		return
+	}
+	if c := topo.Containers[name]; c != nil {
+		c.Image = constellation.ImageRef{PerPlatform: refs}
+	}
+	if v := topo.VMs[name]; v != nil {
+		v.Image = constellation.ImageRef{PerPlatform: refs}
+	}
 }
 
 type builder struct {

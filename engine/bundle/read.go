@@ -3,6 +3,7 @@ package bundle
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -474,3 +475,42 @@ func (v *verifyReader) Close() error { return v.rc.Close() }
 
 // ManifestDigest returns the BLAKE3 digest of bundle.json bytes.
 func ManifestDigest(b []byte) string { return digest.Bytes(b) }
+
+// ExtractEntry writes entry name to the file dst (created or truncated),
+// verifying its size and BLAKE3 as it streams and honouring ctx. On any
+// error dst is removed.
+func (r *Reader) ExtractEntry(ctx context.Context, name, dst string) error {
+	rc, err := r.OpenEntry(name)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for err == nil {
+		if err = ctx.Err(); err != nil {
+			break
+		}
+		var n int
+		n, err = rc.Read(buf)
+		if n > 0 {
+			if _, werr := f.Write(buf[:n]); werr != nil {
+				err = werr
+			}
+		}
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("extract %s: %w", name, err)
+	}
+	return nil
+}

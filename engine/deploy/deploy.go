@@ -507,7 +507,7 @@ func (d *Deployer) prepare(ctx context.Context, r *bundle.Reader, m *bundle.Mani
 				if f.entry == "" {
 					continue
 				}
-				if err := copyEntry(ctx, r, f.entry, filepath.Join(newRoot, f.name)); err != nil {
+				if err := r.ExtractEntry(ctx, f.entry, filepath.Join(newRoot, f.name)); err != nil {
 					return fmt.Errorf("vm %s: %w", w.Service, err)
 				}
 			}
@@ -555,44 +555,10 @@ func extractEntry(ctx context.Context, r *bundle.Reader, img *bundle.Image, dir,
 		return "", fmt.Errorf("image is a CAS reference (%s); resolving CAS references needs the store", img.CASRef)
 	}
 	dst := filepath.Join(dir, svc+"-"+filepath.Base(*img.Path))
-	if err := copyEntry(ctx, r, *img.Path, dst); err != nil {
+	if err := r.ExtractEntry(ctx, *img.Path, dst); err != nil {
 		return "", err
 	}
 	return dst, nil
-}
-
-// copyEntry writes a bundle entry to dst, verifying it as it streams.
-func copyEntry(ctx context.Context, r *bundle.Reader, entry, dst string) error {
-	rc, err := r.OpenEntry(entry)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = io.CopyBuffer(f, ctxReader{ctx, rc}, make([]byte, 1<<20))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(dst)
-		return fmt.Errorf("extract %s: %w", entry, err)
-	}
-	return nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // swapped records a root that was replaced, for rollback.

@@ -114,7 +114,7 @@ func (d *Deployer) restoreVolumes(ctx context.Context, r *bundle.Reader, stack s
 		}
 		tmp.Close()
 		defer os.Remove(tmp.Name())
-		if err := copyEntry(ctx, r, e.Name, tmp.Name()); err != nil {
+		if err := r.ExtractEntry(ctx, e.Name, tmp.Name()); err != nil {
 			return err
 		}
 		format, _, err := bundle.DetectFormat(tmp.Name())

@@ -267,3 +267,30 @@ func FuzzReadACE(f *testing.F) {
 		})
 	})
 }
+
+// TestFromTreeWithBundleJSON: the host extracts a vbundle (compose.yaml
+// naming the recipe's source image, bundle.json naming the bundle entry).
+func TestFromTreeWithBundleJSON(t *testing.T) {
+	tree := t.TempDir()
+	os.WriteFile(filepath.Join(tree, ComposeFile), []byte("version: \"1\"\nname: shop\ncontainers:\n  web:\n    image: images/web\n    command: [/bin/httpd]\n    ports: [\"80:80\"]\n"), 0o644)
+	os.WriteFile(filepath.Join(tree, "bundle.json"), []byte(`{"version":1,"name":"shop","bundleVersion":"2.0.0",
+		"services":{"web":{"type":"container","images":{"linux/amd64":{"path":"images/web/linux-amd64.tar.gz","format":"rootfs"}}}}}`), 0o644)
+	img := tarGz(t, map[string]string{"bin/httpd": "elf"})
+	os.MkdirAll(filepath.Join(tree, "images/web"), 0o755)
+	os.WriteFile(filepath.Join(tree, "images/web/linux-amd64.tar.gz"), []byte(img), 0o644)
+	out := t.TempDir()
+	files, err := (&Plugin{}).Convert(t.Context(), sdk.ConvertRequest{Bundle: tree, To: TargetACE, Staging: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := OpenZip(filepath.Join(out, files[0].Path), DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	want := Compose{Name: "shop", Version: "2.0.0", Services: map[string]*Service{"web": {
+		Image: "images/web.tar.gz", Platform: "linux/amd64", Ports: []string{"80:80"}, Command: []string{"/bin/httpd"}}}}
+	if !reflect.DeepEqual(a.Compose, want) {
+		t.Errorf("compose.json %+v, want %+v", a.Compose, want)
+	}
+}

@@ -298,16 +298,13 @@ func FromTree(ctx context.Context, dir, staging string) ([]sdk.PackedFile, error
 	}
 	name, version := tc.Name, ""
 	var meta Meta
+	var bj bundleJSON
 	if b, err := readSmall(root, MetaFile); err == nil {
 		if err := json.Unmarshal(b, &meta); err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrBadCompose, MetaFile, err)
 		}
 		name, version = firstNonEmpty(meta.Name, name), meta.Version
 	} else if b, err := readSmall(root, "bundle.json"); err == nil {
-		var bj struct {
-			Name          string `json:"name"`
-			BundleVersion string `json:"bundleVersion"`
-		}
 		if err := json.Unmarshal(b, &bj); err != nil {
 			return nil, fmt.Errorf("%w: bundle.json: %w", ErrBadCompose, err)
 		}
@@ -320,17 +317,26 @@ func FromTree(ctx context.Context, dir, staging string) ([]sdk.PackedFile, error
 		if ct == nil || !validName(svc) {
 			return nil, fmt.Errorf("%w: container %q", ErrBadCompose, svc)
 		}
+		// bundle.json's image entries are authoritative (compose.yaml may
+		// still name the recipe's sources); then the compose.yaml image.
 		platform, img := ct.Image.PerPlatform, ""
-		var plat string
-		switch {
-		case ct.Image.Single != "":
-			img, plat = ct.Image.Single, meta.Services[svc].Platform
-		case len(platform) == 1:
-			for p, i := range platform {
-				plat, img = p, i
+		if bs, ok := bj.Services[svc]; ok && len(bs.Images) > 0 {
+			platform = map[string]string{}
+			for plat, im := range bs.Images {
+				if im.Path == nil {
+					return nil, fmt.Errorf("%w: container %q: image for %s is a CAS reference; ACE embeds images", sdk.ErrUnsupported, svc, plat)
+				}
+				platform[plat] = *im.Path
 			}
-		default:
+		} else if ct.Image.Single != "" {
+			platform = map[string]string{meta.Services[svc].Platform: ct.Image.Single}
+		}
+		var plat string
+		if len(platform) != 1 {
 			return nil, fmt.Errorf("%w: container %q has %d images; ACE holds one platform per service (limit with --platforms)", ErrBadCompose, svc, len(platform))
+		}
+		for p, i := range platform {
+			plat, img = p, i
 		}
 		rel, err := cleanEntry(img)
 		if err != nil || !strings.HasPrefix(rel, "images/") || imageExt(rel) == "" {
@@ -383,6 +389,17 @@ func FromTree(ctx context.Context, dir, staging string) ([]sdk.PackedFile, error
 		return nil, fmt.Errorf("write ACE zip: %w", err)
 	}
 	return []sdk.PackedFile{{Path: out, Format: "ace", Meta: map[string]string{"name": name, "version": version}}}, nil
+}
+
+// bundleJSON is the part of a vbundle's bundle.json (FORMATS.md §1) FromTree reads.
+type bundleJSON struct {
+	Name          string `json:"name"`
+	BundleVersion string `json:"bundleVersion"`
+	Services      map[string]struct {
+		Images map[string]struct {
+			Path *string `json:"path"`
+		} `json:"images"`
+	} `json:"services"`
 }
 
 func readSmall(root *os.Root, name string) ([]byte, error) {

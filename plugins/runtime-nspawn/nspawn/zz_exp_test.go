@@ -21,6 +21,7 @@ func runPipe(b *testing.B, args []string) time.Duration {
 	bufio.NewReader(out).ReadString('\n')
 	d := time.Since(t0)
 	cmd.Process.Signal(syscall.SIGTERM)
+	go func() { time.Sleep(300 * time.Millisecond); cmd.Process.Signal(syscall.SIGTERM) }()
 	cmd.Wait()
 	return d
 }
