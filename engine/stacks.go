@@ -115,6 +115,8 @@ func (e *Engine) WorkloadAction(ctx context.Context, action, ref string) error {
 			return d.Stop(ctx, ref)
 		case "restart":
 			return d.Restart(ctx, ref)
+		case "rm":
+			return d.Remove(ctx, ref)
 		}
 		return fmt.Errorf("unknown action %q", action)
 	})

@@ -93,33 +93,41 @@ func psCommand() *command {
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 			all := fs.BoolP("all", "a", false, "include stopped and failed workloads")
 			return func(ctx context.Context, a *app, args []string) error {
-				rows, errs := a.eng.PS(ctx, *all)
-				for _, err := range errs {
-					fmt.Fprintf(a.stderr, "volt: %v\n", err)
-				}
-				if a.json() {
-					if rows == nil {
-						rows = []deploy.WorkloadStatus{}
-					}
-					return a.printJSON(rows)
-				}
-				t := newTable(a.stdout, "NAME", "STACK", "TYPE", "STATUS", "UPTIME")
-				now := time.Now()
-				for _, r := range rows {
-					up := "-"
-					if r.Status == sdk.StatusRunning && !r.Started.IsZero() {
-						up = uptime(now.Sub(r.Started))
-					}
-					status := r.Status
-					if r.Status == sdk.StatusFailed && r.Reason != "" {
-						status += " (" + truncate(r.Reason, 60) + ")"
-					}
-					t.row(r.Service, r.Stack, r.Type, status, up)
-				}
-				return t.flush()
+				return printPS(ctx, a, *all, "")
 			}
 		},
 	}
+}
+
+// printPS prints workloads, all or running ones, of one type or ("") all types.
+func printPS(ctx context.Context, a *app, all bool, kind string) error {
+	rows, errs := a.eng.PS(ctx, all)
+	for _, err := range errs {
+		fmt.Fprintf(a.stderr, "volt: %v\n", err)
+	}
+	shown := []deploy.WorkloadStatus{}
+	for _, r := range rows {
+		if kind == "" || r.Type == kind {
+			shown = append(shown, r)
+		}
+	}
+	if a.json() {
+		return a.printJSON(shown)
+	}
+	t := newTable(a.stdout, "NAME", "STACK", "TYPE", "STATUS", "UPTIME")
+	now := time.Now()
+	for _, r := range shown {
+		up := "-"
+		if r.Status == sdk.StatusRunning && !r.Started.IsZero() {
+			up = uptime(now.Sub(r.Started))
+		}
+		status := r.Status
+		if r.Status == sdk.StatusFailed && r.Reason != "" {
+			status += " (" + truncate(r.Reason, 60) + ")"
+		}
+		t.row(r.Service, r.Stack, r.Type, status, up)
+	}
+	return t.flush()
 }
 
 func uptime(d time.Duration) string {
@@ -163,31 +171,63 @@ func logsCommand() *command {
 	}
 }
 
-func containerCommand() *command {
+// workloadCommand is the command group for one kind of workload
+// ("container" or "vm"); both share lifecycle verbs.
+func workloadCommand(kind string) *command {
+	example := map[string]string{"container": "hello/hello", "vm": "lab/db"}[kind]
 	action := func(verb, summary string) *command {
 		return &command{
 			name: verb, summary: summary, usage: "STACK/SERVICE",
-			examples: fmt.Sprintf("volt container %s hello/hello", verb),
+			examples: fmt.Sprintf("volt %s %s %s", kind, verb, example),
 			args:     exactArgs(1, "STACK/SERVICE"),
 			setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 				return func(ctx context.Context, a *app, args []string) error {
 					if err := a.eng.WorkloadAction(ctx, verb, args[0]); err != nil {
+						if errors.Is(err, deploy.ErrNoStack) {
+							return &cliError{code: exitNotFound, err: err, hint: "see: volt ps -a"}
+						}
 						return err
 					}
-					a.infof("%s: %s", args[0], map[string]string{"start": "started", "stop": "stopped", "restart": "restarted"}[verb])
+					a.infof("%s: %s", args[0], map[string]string{"start": "started", "stop": "stopped", "restart": "restarted", "rm": "removed"}[verb])
 					return nil
 				}
 			},
 		}
 	}
-	return &command{
-		name:    "container",
-		summary: "Manage one container of a deployed stack",
+	c := &command{
+		name:    kind,
+		summary: fmt.Sprintf("Manage one %s of a deployed stack", kind),
 		subs: []*command{
-			action("start", "Start a stopped container"),
-			action("stop", "Stop a container (SIGTERM, then SIGKILL after the timeout)"),
-			action("restart", "Stop then start a container"),
 			{
+				name: "list", summary: fmt.Sprintf("List %ss (running ones; -a for all)", kind), usage: "[-a] [-o json]",
+				examples: fmt.Sprintf("volt %s list -a", kind),
+				args:     exactArgs(0, "no arguments"),
+				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+					all := fs.BoolP("all", "a", false, "include stopped and failed ones")
+					return func(ctx context.Context, a *app, args []string) error {
+						return printPS(ctx, a, *all, kind)
+					}
+				},
+			},
+			action("start", fmt.Sprintf("Start a stopped %s", kind)),
+			action("stop", fmt.Sprintf("Stop a %s gracefully, forcing it after the timeout", kind)),
+			action("restart", fmt.Sprintf("Stop then start a %s", kind)),
+			action("rm", fmt.Sprintf("Stop a %s and remove it from its stack", kind)),
+			{
+				name: "inspect", summary: fmt.Sprintf("Show a %s's spec, handle and live status", kind), usage: "STACK/SERVICE [-o json]",
+				examples: fmt.Sprintf("volt %s inspect %s -o json", kind, example),
+				args:     exactArgs(1, "STACK/SERVICE"),
+				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+					return func(ctx context.Context, a *app, args []string) error {
+						return printWorkload(ctx, a, args[0])
+					}
+				},
+			},
+		},
+	}
+	if kind == "container" {
+		c.subs = append(c.subs,
+			&command{
 				name: "exec", summary: "Run a command inside a running container", usage: "STACK/SERVICE -- COMMAND [ARG...]",
 				examples: "volt container exec hello/hello -- cat /etc/hello.conf",
 				args:     minArgs(2, "STACK/SERVICE COMMAND..."),
@@ -197,7 +237,7 @@ func containerCommand() *command {
 					}
 				},
 			},
-			{
+			&command{
 				name: "shell", summary: "Open /bin/sh inside a running container", usage: "STACK/SERVICE",
 				examples: "volt container shell hello/hello",
 				args:     exactArgs(1, "STACK/SERVICE"),
@@ -206,41 +246,42 @@ func containerCommand() *command {
 						return execIn(ctx, a, args[0], []string{"/bin/sh"})
 					}
 				},
-			},
-			{
-				name: "inspect", summary: "Show a container's spec, handle and live status", usage: "STACK/SERVICE [-o json]",
-				examples: "volt container inspect hello/hello -o json",
-				args:     exactArgs(1, "STACK/SERVICE"),
-				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
-					return func(ctx context.Context, a *app, args []string) error {
-						w, st, err := a.eng.Inspect(ctx, args[0])
-						if err != nil {
-							return err
-						}
-						v := map[string]any{"workload": w, "status": st}
-						if a.json() {
-							return a.printJSON(v)
-						}
-						fmt.Fprintf(a.stdout, "Name: %s\nService: %s\nType: %s\nRuntime: %s\nRoot: %s\nCommand: %s\n",
-							w.Name, w.Service, w.Type, w.Runtime, w.Spec.Root, strings.Join(w.Spec.Command, " "))
-						if st != nil {
-							fmt.Fprintf(a.stdout, "Status: %s\n", st.Status)
-							if st.PID > 0 {
-								fmt.Fprintf(a.stdout, "PID: %d\n", st.PID)
-							}
-							if st.Reason != "" {
-								fmt.Fprintf(a.stdout, "Reason: %s\n", st.Reason)
-							}
-						}
-						for _, c := range w.Config {
-							fmt.Fprintf(a.stdout, "Config: %s -> %s\n", c.Source, c.Target)
-						}
-						return nil
-					}
-				},
-			},
-		},
+			})
 	}
+	return c
+}
+
+func printWorkload(ctx context.Context, a *app, ref string) error {
+	w, st, err := a.eng.Inspect(ctx, ref)
+	if err != nil {
+		if errors.Is(err, deploy.ErrNoStack) {
+			return &cliError{code: exitNotFound, err: err, hint: "see: volt ps -a"}
+		}
+		return err
+	}
+	if a.json() {
+		return a.printJSON(map[string]any{"workload": w, "status": st})
+	}
+	fmt.Fprintf(a.stdout, "Name: %s\nService: %s\nType: %s\nRuntime: %s\nRoot: %s\n", w.Name, w.Service, w.Type, w.Runtime, w.Spec.Root)
+	if len(w.Spec.Command) > 0 {
+		fmt.Fprintf(a.stdout, "Command: %s\n", strings.Join(w.Spec.Command, " "))
+	}
+	if w.Spec.Kernel != "" {
+		fmt.Fprintf(a.stdout, "Kernel: %s\nCmdline: %s\n", w.Spec.Kernel, w.Spec.Cmdline)
+	}
+	if st != nil {
+		fmt.Fprintf(a.stdout, "Status: %s\n", st.Status)
+		if st.PID > 0 {
+			fmt.Fprintf(a.stdout, "PID: %d\n", st.PID)
+		}
+		if st.Reason != "" {
+			fmt.Fprintf(a.stdout, "Reason: %s\n", st.Reason)
+		}
+	}
+	for _, c := range w.Config {
+		fmt.Fprintf(a.stdout, "Config: %s -> %s\n", c.Source, c.Target)
+	}
+	return nil
 }
 
 func execIn(ctx context.Context, a *app, ref string, argv []string) error {

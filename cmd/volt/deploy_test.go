@@ -207,6 +207,17 @@ func TestDeployTwoServices(t *testing.T) {
 		t.Errorf("hook ran without --run-hooks")
 	}
 
+	// rm removes one workload; the rest of the stack keeps running.
+	e.must("container", "rm", "shop/web")
+	r = e.must("container", "list", "-a", "-o", "json")
+	json.Unmarshal([]byte(r.stdout), &rows)
+	if len(rows) != 1 || rows[0].Service != "db" || rows[0].Status != "running" {
+		t.Errorf("after rm web: %+v", rows)
+	}
+	if r := e.run("container", "inspect", "shop/web"); r.code != exitNotFound {
+		t.Errorf("inspect of a removed container: exit %d", r.code)
+	}
+
 	e.must("stack", "destroy", "shop")
 	if r := e.must("ps", "-a", "-o", "json"); strings.TrimSpace(r.stdout) != "[]" {
 		t.Errorf("after destroy, ps -a = %s", r.stdout)

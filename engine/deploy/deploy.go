@@ -489,7 +489,11 @@ func (d *Deployer) prepare(ctx context.Context, r *bundle.Reader, m *bundle.Mani
 				return fmt.Errorf("service %s: unpack %s image: %w", w.Service, img.Format, err)
 			}
 			d.notify("%s: unpacking %s image (%s)", w.Service, img.Format, plugin)
-			if err := f.Unpack(ctx, sdk.UnpackRequest{Image: file, Format: img.Format, Dest: newRoot}); err != nil {
+			format := img.Format
+			if format == bundle.FormatOCI {
+				format += ";platform=" + platform // the image may be an index of several
+			}
+			if err := f.Unpack(ctx, sdk.UnpackRequest{Image: file, Format: format, Dest: newRoot}); err != nil {
 				return fmt.Errorf("service %s: unpack image with %s: %w", w.Service, plugin, err)
 			}
 			os.Remove(file)

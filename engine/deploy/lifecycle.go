@@ -363,3 +363,31 @@ func (d *Deployer) Destroy(ctx context.Context, name string, opts DestroyOptions
 	}
 	return nil
 }
+
+// Remove stops and destroys one workload, deletes its root and drops it from
+// the stack's state. The rest of the stack keeps running.
+func (d *Deployer) Remove(ctx context.Context, ref string) error {
+	st, w, err := d.Find(ref)
+	if err != nil {
+		return err
+	}
+	if w.Handle != nil {
+		if rt, err := d.Plugins.Runtime(ctx, w.Runtime); err == nil {
+			rt.Stop(ctx, *w.Handle, d.stopTimeout())
+			if err := rt.Destroy(ctx, *w.Handle); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+				return fmt.Errorf("remove %s: %w", ref, err)
+			}
+		}
+	}
+	if err := os.RemoveAll(filepath.Dir(w.Spec.Root)); err != nil {
+		return fmt.Errorf("remove %s: %w", ref, err)
+	}
+	kept := st.Workloads[:0]
+	for _, x := range st.Workloads {
+		if x.Name != w.Name {
+			kept = append(kept, x)
+		}
+	}
+	st.Workloads = kept
+	return st.Save(d.Root)
+}

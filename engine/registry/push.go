@@ -162,7 +162,7 @@ func planPush(br *bundle.Reader, f *os.File) ([]*pushBlob, *ocispec.Manifest, er
 		return off, n, true
 	}
 	cfg := &pushBlob{
-		desc: ocispec.Descriptor{MediaType: MediaTypeManifest, Annotations: map[string]string{AnnotationBLAKE3: bundle.ManifestDigest(br.ManifestBytes())}},
+		desc: ocispec.Descriptor{MediaType: MediaTypeManifest, Size: int64(len(br.ManifestBytes())), Annotations: map[string]string{AnnotationBLAKE3: bundle.ManifestDigest(br.ManifestBytes())}},
 		open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(br.ManifestBytes())), nil },
 	}
 	if off, n, ok := stored(bundle.ManifestName); ok {
@@ -254,6 +254,7 @@ func hashBlobs(ctx context.Context, blobs []*pushBlob, o Options) error {
 				return err
 			}
 			defer rc.Close()
+			lr := io.LimitReader(rc, b.desc.Size)
 			sh := sha256.New()
 			bh := digest.New()
 			buf := make([]byte, digest.BufSize)
@@ -262,7 +263,7 @@ func hashBlobs(ctx context.Context, blobs []*pushBlob, o Options) error {
 				if err := gctx.Err(); err != nil {
 					return err
 				}
-				k, rerr := io.ReadFull(rc, buf)
+				k, rerr := io.ReadFull(lr, buf)
 				if k > 0 {
 					sh.Write(buf[:k])
 					bh.Write(buf[:k])
