@@ -58,7 +58,9 @@ func (p pluginPacker) Pack(ctx context.Context, dir, format, platform, staging s
 	}
 	files, err := f.Pack(ctx, sdk.PackRequest{
 		Source: dir, Format: format, Staging: staging,
-		Options: map[string]string{"platform": platform, "mtime": strconv.FormatInt(mtime.Unix(), 10)},
+		// ".volt" at the root of a tree holds runtime-private files (the init
+		// shim): never image content.
+		Options: map[string]string{"platform": platform, "mtime": strconv.FormatInt(mtime.Unix(), 10), "exclude": ".volt"},
 	})
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", name, err)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -57,4 +59,23 @@ func chunksOf(data []byte) [][]byte {
 		data = data[n:]
 	}
 	return out
+}
+
+// getFile gets ref into a regular file and returns its contents.
+func getFile(t testing.TB, s *Store, ref Ref) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "out")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := s.Get(context.Background(), ref, f); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -39,6 +39,10 @@ func TestRoundTrip(t *testing.T) {
 			if got := get(t, s, ref); !bytes.Equal(got, tt.data) {
 				t.Fatalf("get returned %d bytes that differ from the %d put", len(got), len(tt.data))
 			}
+			// Into a regular file, chunks are copied by copy_file_range.
+			if got := getFile(t, s, ref); !bytes.Equal(got, tt.data) {
+				t.Fatalf("get into a file: %d bytes that differ from the %d put", len(got), len(tt.data))
+			}
 			rc, err := s.Open(context.Background(), ref)
 			if err != nil {
 				t.Fatal(err)
@@ -205,6 +209,14 @@ func TestMissingAndCorruptChunks(t *testing.T) {
 	err := s.Get(context.Background(), ref, io.Discard)
 	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), cs[2].ID.String()) || !strings.Contains(err.Error(), ref.String()) {
 		t.Fatalf("Get with a corrupt chunk: %v", err)
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := s.Get(context.Background(), ref, f); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), cs[2].ID.String()) {
+		t.Fatalf("Get into a file with a corrupt chunk: %v", err)
 	}
 	// Remove chunks 2, 4 and 5: Get names the first missing one.
 	for _, i := range []int{2, 4, 5} {

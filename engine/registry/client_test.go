@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
+	"github.com/volt-cli/volt/engine/cas"
 	"github.com/volt-cli/volt/engine/registry/server"
 )
 
@@ -76,5 +79,45 @@ func TestLoginListStatusLogout(t *testing.T) {
 	down := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	if st, _ = Check(ctx, down, opts); st.Reachable || st.Error == "" {
 		t.Errorf("down registry status: %+v", st)
+	}
+}
+
+// TestServeOverTLS: push and pull through `serve` behind TLS; the token
+// realm in the challenge is https.
+func TestServeOverTLS(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := writeBundle(t, dir, bundleSpec{name: "stack", version: "1.0.0", images: defaultImages(t)})
+	cs, err := cas.Open(filepath.Join(dir, "cas"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(ctx, server.Config{Root: filepath.Join(dir, "reg"), CAS: cs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewTLSServer(srv)
+	defer func() { hs.Close(); srv.Close() }()
+	host := strings.TrimPrefix(hs.URL, "https://")
+	tok, _ := srv.Mint("tls", []server.Access{{Repo: "*", Actions: all}}, time.Hour)
+	opts := optsFor(t, host, tok)
+	opts.PlainHTTP = false
+	opts.HTTPClient = hs.Client()
+	st, err := Check(ctx, host, opts)
+	if err != nil || !strings.HasPrefix(st.Realm, "https://") || !st.Access {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	if _, err := Push(ctx, src, host+"/tls/stack:1", PushOptions{Options: opts}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "b.vbundle")
+	if _, err := Pull(ctx, host+"/tls/stack:1", PullOptions{Options: opts, Output: out}); err != nil {
+		t.Fatal(err)
+	}
+	verifySigned(t, out)
+	// Without trusting the certificate: an unreachable-class error.
+	opts.HTTPClient = nil
+	if _, err := Pull(ctx, host+"/tls/stack:1", PullOptions{Options: opts, Output: out}); !errors.Is(err, ErrUnreachable) {
+		t.Errorf("untrusted certificate: %v", err)
 	}
 }

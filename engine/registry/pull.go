@@ -348,7 +348,11 @@ func assemble(ctx context.Context, fe *fetched, out string, o Options, recv *ato
 		}
 		g.Go(func() error {
 			w := &limitedWriterAt{f: f, off: h.off, end: h.off + h.size}
-			return fetchTo(gctx, fe.repo, l, want, w, prog, recv)
+			if err := fetchTo(gctx, fe.repo, l, want, w, prog, recv); err != nil {
+				return err
+			}
+			startWriteback(f, h.off, h.size)
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {

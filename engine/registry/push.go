@@ -61,10 +61,11 @@ type pushBlob struct {
 }
 
 // Push uploads the bundle at path to ref ("host/repo[:tag]") as one OCI
-// artifact and tags it. It reads the bundle twice at most: once to compute
-// every entry's sha256 and BLAKE3 together (the BLAKE3 is checked against
-// bundle.json, so a corrupt bundle is refused), and once to upload the
-// blobs the registry does not already have (checked with HEAD).
+// artifact and tags it. It reads each blob twice at most: once to compute
+// its sha256 and BLAKE3 together (the BLAKE3 is checked against
+// bundle.json, so a corrupt bundle is refused), and once to upload it if
+// the registry does not already have it (checked with HEAD); blobs are
+// uploaded while others are still being hashed.
 func Push(ctx context.Context, path, ref string, opts PushOptions) (*PushResult, error) {
 	res, err := push(ctx, path, ref, opts)
 	if err != nil {
@@ -108,21 +109,18 @@ func push(ctx context.Context, path, refStr string, opts PushOptions) (*PushResu
 	if err != nil {
 		return nil, err
 	}
-	if err := hashBlobs(ctx, blobs, opts.Options); err != nil {
-		return nil, err
-	}
-	// Copy the computed descriptors into the manifest.
-	man.Config = blobs[0].desc
-	for i := range man.Layers {
-		man.Layers[i] = blobs[i+1].desc
-	}
 	repo, err := opts.repository(ref)
 	if err != nil {
 		return nil, err
 	}
 	res := &PushResult{Reference: ref.Registry + "/" + ref.Repository}
-	if err := uploadBlobs(ctx, repo, blobs, opts.Options, res); err != nil {
+	if err := pushBlobs(ctx, repo, blobs, opts.Options, res); err != nil {
 		return nil, wrapErr(err, ref.Registry)
+	}
+	// Copy the computed descriptors into the manifest.
+	man.Config = blobs[0].desc
+	for i := range man.Layers {
+		man.Layers[i] = blobs[i+1].desc
 	}
 	raw, err := json.Marshal(man)
 	if err != nil {
@@ -237,84 +235,42 @@ func planPush(br *bundle.Reader, f *os.File) ([]*pushBlob, *ocispec.Manifest, er
 	return blobs, man, nil
 }
 
-// hashBlobs computes each blob's sha256 (and BLAKE3, checked against
-// bundle.json) in one read, several blobs at once.
-func hashBlobs(ctx context.Context, blobs []*pushBlob, o Options) error {
+// pushBlobs hashes and uploads the blobs, pipelined: each blob is read
+// once to compute its sha256 and BLAKE3 together (the BLAKE3 is checked
+// against bundle.json), then, unless an identical blob of this bundle is
+// already being handled or the registry has it (HEAD), uploaded, while other
+// blobs are still being hashed. Progress counts each byte twice (hash and
+// upload, or hash and skip), against a total of twice the bundle's blobs.
+func pushBlobs(ctx context.Context, repo *remote.Repository, blobs []*pushBlob, o Options, res *PushResult) error {
 	var total int64
 	for _, b := range blobs {
 		total += b.desc.Size
 	}
-	prog := newProgress(o.Progress, "hash", total)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(o.concurrency())
-	for _, b := range blobs {
-		g.Go(func() error {
-			rc, err := b.open()
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			lr := io.LimitReader(rc, b.desc.Size)
-			sh := sha256.New()
-			bh := digest.New()
-			buf := make([]byte, digest.BufSize)
-			var n int64
-			for {
-				if err := gctx.Err(); err != nil {
-					return err
-				}
-				k, rerr := io.ReadFull(lr, buf)
-				if k > 0 {
-					sh.Write(buf[:k])
-					bh.Write(buf[:k])
-					n += int64(k)
-					prog.add(int64(k))
-				}
-				if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-					break
-				}
-				if rerr != nil {
-					return fmt.Errorf("read %s: %w", firstNonEmpty(b.desc.Annotations[AnnotationTitle], b.desc.MediaType), rerr)
-				}
-			}
-			if b.want != "" {
-				if got := digest.Format(bh.Sum(nil)); got != b.want {
-					return fmt.Errorf("entry %q: %w: bundle.json says %s, content is %s", b.desc.Annotations[AnnotationTitle], ErrDigest, b.want, got)
-				}
-			}
-			b.desc.Size = n
-			b.desc.Digest = godigest.NewDigestFromEncoded(godigest.SHA256, hex.EncodeToString(sh.Sum(nil)))
-			return nil
-		})
-	}
-	return g.Wait()
-}
-
-// uploadBlobs pushes the distinct blobs the registry lacks.
-func uploadBlobs(ctx context.Context, repo *remote.Repository, blobs []*pushBlob, o Options, res *PushResult) error {
-	seen := map[godigest.Digest]bool{}
-	var todo []*pushBlob
-	for _, b := range blobs {
-		if seen[b.desc.Digest] {
-			continue
-		}
-		seen[b.desc.Digest] = true
-		todo = append(todo, b)
-		res.Blobs++
-		res.Bytes += b.desc.Size
-	}
-	var total int64
-	for _, b := range todo {
-		total += b.desc.Size
-	}
-	prog := newProgress(o.Progress, "upload", total)
+	prog := newProgress(o.Progress, "push", 2*total)
+	var mu sync.Mutex
+	claimed := map[godigest.Digest]bool{}
 	var sent, imgSent, nSent atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.concurrency())
-	for _, b := range todo {
+	for _, b := range blobs {
 		g.Go(func() error {
+			if err := hashBlob(gctx, b, prog); err != nil {
+				return err
+			}
 			desc := b.desc
 			desc.Annotations = nil
+			mu.Lock()
+			dup := claimed[desc.Digest]
+			if !dup {
+				claimed[desc.Digest] = true
+				res.Blobs++
+				res.Bytes += desc.Size
+			}
+			mu.Unlock()
+			if dup {
+				prog.add(desc.Size)
+				return nil
+			}
 			ok, err := repo.Exists(gctx, desc)
 			if err != nil {
 				return fmt.Errorf("check blob %s: %w", desc.Digest, err)
@@ -343,6 +299,47 @@ func uploadBlobs(ctx context.Context, repo *remote.Repository, blobs []*pushBlob
 	err := g.Wait()
 	res.BytesSent, res.ImageBytesSent, res.BlobsSent = sent.Load(), imgSent.Load(), int(nSent.Load())
 	return err
+}
+
+// hashBlob sets b's digest and size from one read of its content, checking
+// its BLAKE3 against b.want.
+func hashBlob(ctx context.Context, b *pushBlob, prog *progress) error {
+	rc, err := b.open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	lr := io.LimitReader(rc, b.desc.Size)
+	sh := sha256.New()
+	bh := digest.New()
+	buf := make([]byte, digest.BufSize)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k, rerr := io.ReadFull(lr, buf)
+		if k > 0 {
+			sh.Write(buf[:k])
+			bh.Write(buf[:k])
+			n += int64(k)
+			prog.add(int64(k))
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("read %s: %w", firstNonEmpty(b.desc.Annotations[AnnotationTitle], b.desc.MediaType), rerr)
+		}
+	}
+	if b.want != "" {
+		if got := digest.Format(bh.Sum(nil)); got != b.want {
+			return fmt.Errorf("entry %q: %w: bundle.json says %s, content is %s", b.desc.Annotations[AnnotationTitle], ErrDigest, b.want, got)
+		}
+	}
+	b.desc.Size = n
+	b.desc.Digest = godigest.NewDigestFromEncoded(godigest.SHA256, hex.EncodeToString(sh.Sum(nil)))
+	return nil
 }
 
 func isImage(mt string) bool {

@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,10 +50,14 @@ type PackOptions struct {
 	RootOwner bool
 	// Tag is the index's org.opencontainers.image.ref.name annotation.
 	Tag string
+	// Exclude lists slash-separated paths, relative to the tree, left out
+	// with everything under them (e.g. ".volt", a runtime's private files).
+	Exclude []string
 }
 
 // ParsePackOptions reads the sdk.PackRequest options: "mtime" (unix seconds),
-// "platform", "compression" (gzip|zstd), "owner" (preserve|root), "tag".
+// "platform", "compression" (gzip|zstd), "owner" (preserve|root), "tag",
+// "exclude" (comma-separated relative paths).
 func ParsePackOptions(m map[string]string) (PackOptions, error) {
 	var o PackOptions
 	if s := m["mtime"]; s != "" {
@@ -72,6 +77,11 @@ func ParsePackOptions(m map[string]string) (PackOptions, error) {
 		return o, fmt.Errorf("option owner %q: want preserve or root: %w", m["owner"], sdk.ErrInvalid)
 	}
 	o.Tag = m["tag"]
+	for _, x := range strings.Split(m["exclude"], ",") {
+		if x = strings.Trim(strings.TrimSpace(x), "/"); x != "" {
+			o.Exclude = append(o.Exclude, path.Clean(x))
+		}
+	}
 	return o, o.normalise()
 }
 
@@ -131,6 +141,9 @@ func WriteTree(ctx context.Context, dir string, w io.Writer, o PackOptions) erro
 		sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
 		for _, e := range ents {
 			name := path.Join(rel, e.Name())
+			if slices.Contains(o.Exclude, name) {
+				continue
+			}
 			full := filepath.Join(dir, filepath.FromSlash(name))
 			fi, err := os.Lstat(full)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/volt-cli/volt/sdk"
 )
@@ -104,6 +105,12 @@ func (c cgroupV1) remove(dirs []string) {
 		if rel, err := filepath.Rel(c.root, d); err != nil || strings.HasPrefix(rel, "..") || !strings.Contains(rel, string(filepath.Separator)+"volt"+string(filepath.Separator)) {
 			continue
 		}
-		_ = os.Remove(d)
+		// A group empties a moment after its last process exits.
+		for i := 0; i < 50; i++ {
+			if err := os.Remove(d); err == nil || errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }

@@ -118,7 +118,7 @@ func (detached) launch(ctx context.Context, spec sdk.WorkloadSpec, nspawn string
 	}
 	defer pr.Close()
 	cmd := &exec.Cmd{
-		Path:        "/bin/sh",
+		Path: "/bin/sh",
 		// The script travels in the environment so that ps shows the command.
 		Args:        append([]string{"/bin/sh", "-c", `eval "$VOLT_NSPAWN_SHIM"`, "volt-nspawn-shim", dir, strings.Join(cgroups, "\n"), nspawn}, args...),
 		Env:         []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "VOLT_NSPAWN_SHIM=" + shimScript},
@@ -307,7 +307,13 @@ func (detached) logs(ctx context.Context, hd *handleData, follow bool, tail int,
 	return nil
 }
 
-func (detached) release(_ context.Context, hd *handleData) error {
+func (d detached) release(ctx context.Context, hd *handleData) error {
+	// The shim outlives nspawn by the time it takes to publish exit.json;
+	// it sits in the workload's cgroups, which can only be removed after it.
+	deadline := time.Now().Add(2 * time.Second)
+	for alive(hd.SupervisorPID, hd.SupervisorStartTime) && time.Now().Before(deadline) && ctx.Err() == nil {
+		d.waitChange(ctx, hd, 100*time.Millisecond)
+	}
 	for _, f := range []string{fileExit, fileStopMarker, fileNspawnPID, fileSupPID, fileLog} {
 		if err := os.Remove(filepath.Join(hd.StateDir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("destroy %q: %w", hd.Machine, err)

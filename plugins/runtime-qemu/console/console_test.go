@@ -8,12 +8,14 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
 // fakeConsole is a unix socket that echoes what it receives, upper-cased,
 // the way a guest shell echoes typed characters; closing it ends the VM.
+// got receives everything the VM was sent.
 func fakeConsole(t *testing.T) (string, chan []byte, func()) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "console.sock")
@@ -22,31 +24,36 @@ func fakeConsole(t *testing.T) (string, chan []byte, func()) {
 		t.Fatal(err)
 	}
 	got := make(chan []byte, 1)
-	var conn net.Conn
-	ready := make(chan struct{})
+	conns := make(chan net.Conn, 1)
 	go func() {
 		c, err := l.Accept()
 		if err != nil {
-			close(ready)
+			close(conns)
 			return
 		}
-		conn = c
-		close(ready)
-		b, _ := io.ReadAll(io.TeeReader(c, upper{c}))
-		got <- b
-	}()
-	return sock, got, func() {
-		<-ready
-		if conn != nil {
-			conn.Close()
+		conns <- c
+		var all []byte
+		buf := make([]byte, 4096)
+		for {
+			n, err := c.Read(buf)
+			all = append(all, buf[:n]...)
+			_, _ = c.Write(bytes.ToUpper(buf[:n]))
+			if err != nil {
+				break
+			}
 		}
-		l.Close()
+		got <- all
+	}()
+	var once sync.Once
+	return sock, got, func() {
+		once.Do(func() {
+			l.Close()
+			if c, ok := <-conns; ok {
+				c.Close()
+			}
+		})
 	}
 }
-
-type upper struct{ w io.Writer }
-
-func (u upper) Write(p []byte) (int, error) { return u.w.Write(bytes.ToUpper(p)) }
 
 // syncWriter is a goroutine-safe buffer.
 type syncWriter struct {
@@ -78,7 +85,6 @@ func TestAttachDetach(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Attach after detach key: %v", err)
 	}
-	closeVM()
 	if b := <-got; string(b) != "echo hi\rafter" {
 		t.Errorf("the VM received %q, want the bytes before the detach key", b)
 	}
