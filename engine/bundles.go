@@ -44,6 +44,9 @@ type CreateOptions struct {
 	Progress func(done, total int64)
 	// Format is "vbundle" (default) or "ace" (an ACE zip, containers only).
 	Format string
+	// CAS puts images into the local Stellarium store and makes the bundle
+	// reference them instead of embedding them.
+	CAS bool
 }
 
 // CreateResult is what CreateBundle made (or, with DryRun, would make).
@@ -110,6 +113,13 @@ func (e *Engine) CreateBundle(ctx context.Context, opts CreateOptions) (*CreateR
 		}
 		bopts.Sign = signer.Sign
 		res.Signed = true
+	}
+	if opts.CAS {
+		s, err := e.CAS()
+		if err != nil {
+			return nil, err
+		}
+		bopts.CAS = casStore{s}
 	}
 	out := opts.Output
 	if out == "" {
@@ -254,6 +264,9 @@ type VerifyOptions struct {
 	// AllowedSigners adds an OpenSSH allowed_signers file for this call.
 	AllowedSigners string
 	Progress       func(done, total int64)
+	// Deep also checks that every CAS object the bundle references is in the
+	// local store and whole (BLAKE3 of the reassembled object).
+	Deep bool
 }
 
 // Check is one line of a verification report.
@@ -352,6 +365,15 @@ func (e *Engine) VerifyBundle(ctx context.Context, path string, opts VerifyOptio
 		return fail(Check{Name: "integrity", Detail: detail})
 	}
 	rep.Checks = append(rep.Checks, Check{Name: "integrity", OK: true, Detail: fmt.Sprintf("%d files verified (blake3, %s)", len(vr.Entries), humanBytes(vr.Bytes))})
+	if refs := casRefs(r.Manifest()); len(refs) > 0 {
+		if !opts.Deep {
+			rep.Checks = append(rep.Checks, Check{Name: "cas", OK: true, Skip: true, Detail: fmt.Sprintf("%d CAS references not checked (use --deep)", len(refs))})
+		} else if c := e.verifyCAS(ctx, refs); !c.OK {
+			return fail(c)
+		} else {
+			rep.Checks = append(rep.Checks, c)
+		}
+	}
 	rep.Passed = true
 	return rep, nil
 }

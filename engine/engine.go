@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/volt-cli/volt/engine/cas"
 	"github.com/volt-cli/volt/engine/config"
 	"github.com/volt-cli/volt/engine/flock"
 	"github.com/volt-cli/volt/engine/pluginhost"
@@ -42,6 +43,7 @@ type Engine struct {
 	pluginDirs []string
 	plugins    *pluginhost.Host
 	sandbox    *sdk.SandboxPolicy
+	cas        *cas.Store
 	closers    []func()
 }
 

@@ -19,7 +19,7 @@ import (
 
 // Deployer returns the deployer for this state root.
 func (e *Engine) Deployer(notify func(string)) *deploy.Deployer {
-	return &deploy.Deployer{Root: e.Root, Plugins: e.Plugins(), Logger: e.Logger, Notify: notify}
+	return &deploy.Deployer{Root: e.Root, Plugins: e.Plugins(), Logger: e.Logger, Notify: notify, CAS: casResolver{e}}
 }
 
 // ImportOptions are the inputs of Import.
@@ -51,6 +51,7 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 		if err := os.MkdirAll(e.Root, 0o755); err != nil {
 			return nil, err
 		}
+		deploy.RemoveStale(e.Root, ".ace-*") // left by a killed import; we hold the lock
 		tmp, err := os.MkdirTemp(e.Root, ".ace-*")
 		if err != nil {
 			return nil, err

@@ -47,7 +47,8 @@ SOURCE_DATE_EPOCH, else the newest input).`,
 volt bundle create -f recipes/web.star --set replicas=3 -o web.vbundle
 volt bundle create --sign --sign-key ~/.config/volt/signing-key --platforms linux/amd64,linux/arm64 -o x.vbundle
 volt bundle create --dry-run -o json
-volt bundle create --format ace --platforms android/arm64-v8a -o project.zip`,
+volt bundle create --format ace --platforms android/arm64-v8a -o project.zip
+volt bundle create --cas -o small.vbundle`,
 		oFile: true,
 		args: func(args []string) error {
 			if len(args) > 1 {
@@ -65,6 +66,7 @@ volt bundle create --format ace --platforms android/arm64-v8a -o project.zip`,
 			key := fs.String("sign-key", "", "OpenSSH ed25519 private key to sign with (implies --sign)")
 			maxSteps := fs.Uint64("max-steps", 0, "recipe evaluation step limit (0 = config recipe.max_steps or built-in default)")
 			format := fs.String("format", "vbundle", "bundle format: vbundle, or ace (an ACE zip: containers only, unsigned)")
+			useCAS := fs.Bool("cas", false, "put images into the local Stellarium store; the bundle references them instead of embedding them")
 			return func(ctx context.Context, a *app, args []string) error {
 				// -o is both the output format and, by users' habit, the output file:
 				// anything other than table/json given to -o is the file name.
@@ -78,7 +80,7 @@ volt bundle create --format ace --platforms android/arm64-v8a -o project.zip`,
 				}
 				opts := engine.CreateOptions{
 					Recipe: *file, Params: params, Output: output, Platforms: *platforms,
-					DryRun: *dry, MaxSteps: *maxSteps, Format: *format,
+					DryRun: *dry, MaxSteps: *maxSteps, Format: *format, CAS: *useCAS,
 					Print: func(s string) { fmt.Fprintln(a.stderr, s) },
 				}
 				if len(args) == 1 {
@@ -307,19 +309,21 @@ func bundleVerifyCommand() *command {
 Signatures are checked against config bundle.trusted_keys and bundle.allowed_signers.`,
 		examples: `volt bundle verify hello.vbundle
 volt bundle verify --require-signature prod.vbundle
+volt bundle verify --deep small.vbundle
 volt bundle verify --trusted-key "$(cat ~/.config/volt/signing-key.pub)" prod.vbundle`,
 		args: exactArgs(1, "BUNDLE"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 			require := fs.Bool("require-signature", false, "fail when the bundle is not signed by a trusted key")
 			keys := fs.StringArray("trusted-key", nil, "trust this public key (authorized_keys form) for this run")
 			allowed := fs.String("allowed-signers", "", "OpenSSH allowed_signers file to trust for this run")
+			deep := fs.Bool("deep", false, "also check that every CAS object the bundle references is stored and whole")
 			return func(ctx context.Context, a *app, args []string) error {
 				if _, err := os.Stat(args[0]); err != nil {
 					return err
 				}
 				bar := a.progress("verifying")
 				rep, err := a.eng.VerifyBundle(ctx, args[0], engine.VerifyOptions{
-					RequireSignature: *require, TrustedKeys: *keys, AllowedSigners: *allowed, Progress: bar.update,
+					RequireSignature: *require, TrustedKeys: *keys, AllowedSigners: *allowed, Progress: bar.update, Deep: *deep,
 				})
 				bar.done()
 				if rep == nil {
@@ -352,7 +356,7 @@ volt bundle verify --trusted-key "$(cat ~/.config/volt/signing-key.pub)" prod.vb
 
 func printVerify(a *app, rep *engine.VerifyReport) {
 	ok, bad := a.marks()
-	titles := map[string]string{"structure": "Structure", "signature": "Signature", "integrity": "Manifest integrity"}
+	titles := map[string]string{"structure": "Structure", "signature": "Signature", "integrity": "Manifest integrity", "cas": "CAS objects"}
 	for _, c := range rep.Checks {
 		mark := ok
 		if !c.OK {

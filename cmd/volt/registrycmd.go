@@ -43,6 +43,7 @@ func (f registryFlags) options(a *app, bar *progressBar) registry.Options {
 		DefaultRegistry: os.Getenv("VOLT_REGISTRY"),
 		Concurrency:     *f.concurrency,
 		UserAgent:       "volt/" + engine.Version,
+		DigestCache:     a.eng.Path("cache", "sha256"),
 	}
 	if bar != nil {
 		o.Progress = func(p registry.Progress) { bar.update(p.Done, p.Total) }

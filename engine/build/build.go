@@ -42,8 +42,10 @@ type Builder interface {
 
 // Store puts an image into a content-addressed store (Stellarium) and
 // returns its "stellarium://<hex>" reference and "blake3:<hex>" digest.
+// label ("<bundle>-<version>.<service>.<os>-<arch>") names the image, so the
+// store can keep it alive until its owner lets it go.
 type Store interface {
-	PutFile(ctx context.Context, path string) (ref, digest string, size int64, err error)
+	PutFile(ctx context.Context, path, label string) (ref, digest string, size int64, err error)
 }
 
 // Options control one build.
@@ -365,7 +367,8 @@ func (b *builder) image(s *plan.Service, src *plan.ImageSource, pl bundle.Platfo
 		return nil, &plan.Error{At: src.At, Msg: fmt.Sprintf("container %q: image %q is a %s disk, want an OCI image or rootfs tarball", s.Name, src.Path, format)}
 	}
 	if b.opts.CAS != nil && b.execute {
-		ref, dg, size, err := b.opts.CAS.PutFile(b.ctx, file)
+		label := fmt.Sprintf("%s-%s.%s.%s", b.p.Name, b.p.Version, s.Name, pl.FileString())
+		ref, dg, size, err := b.opts.CAS.PutFile(b.ctx, file, label)
 		if err != nil {
 			return nil, fmt.Errorf("build: store image of %s (%s) in the CAS: %w", s.Name, pl, err)
 		}

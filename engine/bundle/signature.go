@@ -60,6 +60,14 @@ func SetSignature(ctx context.Context, path string, sig []byte) error {
 			os.Remove(f.Name())
 		}
 	}()
+	// Keep the bundle's permissions (CreateTemp makes 0600).
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	if err := f.Chmod(mode); err != nil {
+		return fail(err)
+	}
 	if _, err := io.Copy(f, io.NewSectionReader(r.ra, 0, end)); err != nil {
 		return fail(err)
 	}

@@ -102,6 +102,10 @@ func Write(ctx context.Context, path string, m *Manifest, entries []Entry, opts 
 			os.Remove(f.Name())
 		}
 	}()
+	// A bundle is meant to be shared: 0644 (CreateTemp makes 0600).
+	if err := f.Chmod(0o644); err != nil {
+		return fail(err)
+	}
 
 	tm, date := dosTime(created)
 	zw := &zipWriter{f: f, tm: tm, date: date, buf: make([]byte, digest.BufSize), progress: opts.Progress, total: total}

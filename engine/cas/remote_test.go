@@ -2,6 +2,7 @@ package cas
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -235,20 +236,22 @@ func TestFetchFaults(t *testing.T) {
 		remotes []string
 		wantErr error
 		text    string
+		timeout time.Duration // per request; default 10 s
 	}{
-		{"garbage refused", []string{garbage.URL}, ErrCorrupt, "chunk"},
-		{"down", []string{down.URL}, ErrRemote, down.URL},
-		{"slow", []string{slow.URL}, ErrRemote, "deadline"},
-		{"not there", []string{empty.URL}, ErrMissing, ref.String()},
-		{"no remotes", nil, ErrMissing, "no remotes"},
-		{"bad url", []string{"ftp://x"}, ErrRemote, "ftp://x"},
-		{"garbage then good", []string{garbage.URL, good.URL}, nil, ""},
-		{"flaky (retried)", []string{flaky.URL}, nil, ""},
+		{"garbage refused", []string{garbage.URL}, ErrCorrupt, "chunk", 0},
+		{"down", []string{down.URL}, ErrRemote, down.URL, 0},
+		{"slow", []string{slow.URL}, ErrRemote, "deadline", 300 * time.Millisecond},
+		{"not there", []string{empty.URL}, ErrMissing, ref.String(), 0},
+		{"no remotes", nil, ErrMissing, "no remotes", 0},
+		{"bad url", []string{"ftp://x"}, ErrRemote, "ftp://x", 0},
+		{"garbage then good", []string{garbage.URL, good.URL}, nil, "", 0},
+		{"flaky (retried)", []string{flaky.URL}, nil, "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dst := newStore(t)
-			dst.Remote = RemoteOptions{Retries: 1, Backoff: time.Millisecond, Timeout: 300 * time.Millisecond}
+			timeout := cmp.Or(tt.timeout, 10*time.Second)
+			dst.Remote = RemoteOptions{Retries: 1, Backoff: time.Millisecond, Timeout: timeout}
 			_, err := dst.Fetch(context.Background(), ref, tt.remotes)
 			if tt.wantErr == nil {
 				if err != nil {

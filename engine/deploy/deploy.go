@@ -48,10 +48,18 @@ var (
 	ErrHookFailed = errors.New("hook failed")
 )
 
+// CAS makes a CAS-referenced image available as a file (engine wires Stellarium).
+type CAS interface {
+	// Materialize writes object ref to dst and checks it against want ("blake3:…").
+	Materialize(ctx context.Context, ref, want, dst string) error
+}
+
 // Deployer deploys and manages stacks under one state root.
 type Deployer struct {
 	Root    string
 	Plugins Plugins
+	// CAS resolves images a bundle references instead of embedding (nil: refused).
+	CAS CAS
 	Logger  *slog.Logger
 	// Notify receives one-line messages for the user (progress, warnings).
 	Notify func(msg string)
@@ -124,6 +132,12 @@ func (d *Deployer) Import(ctx context.Context, opts ImportOptions) (*Stack, erro
 		return nil, err
 	}
 	ref := BundleRef{Name: m.Name, Version: m.BundleVersion, Digest: bundle.ManifestDigest(r.ManifestBytes()), Platform: platform, Signer: opts.Signer}
+	for _, svc := range m.Services {
+		if img := svc.Images[platform]; img != nil && img.CASRef != "" {
+			ref.CASRefs = append(ref.CASRefs, img.CASRef)
+		}
+	}
+	sort.Strings(ref.CASRefs)
 
 	old, err := LoadStack(d.Root, name)
 	switch {
@@ -153,7 +167,10 @@ func (d *Deployer) Import(ctx context.Context, opts ImportOptions) (*Stack, erro
 		return nil, err
 	}
 
-	// Stage everything before touching the running deployment.
+	// Stage everything before touching the running deployment. Staging
+	// dirs of imports killed midway are removed first: callers hold the
+	// state root's lock (engine.Import does), so none is in use.
+	RemoveStale(d.Root, ".import-*")
 	stage, err := os.MkdirTemp(filepath.Join(d.Root), ".import-*")
 	if err != nil {
 		if err := os.MkdirAll(d.Root, 0o755); err != nil {
@@ -479,7 +496,7 @@ func (d *Deployer) prepare(ctx context.Context, r *bundle.Reader, m *bundle.Mani
 		return err
 	}
 	if img != nil {
-		file, err := extractEntry(ctx, r, img, stage, w.Service)
+		file, err := d.extractEntry(ctx, r, img, stage, w.Service)
 		if err != nil {
 			return fmt.Errorf("service %s: %w", w.Service, err)
 		}
@@ -552,11 +569,20 @@ func (d *Deployer) prepare(ctx context.Context, r *bundle.Reader, m *bundle.Mani
 	return nil
 }
 
-// extractEntry copies one image entry out of the bundle into dir, verifying
-// its digest as it streams. Only this entry is extracted.
-func extractEntry(ctx context.Context, r *bundle.Reader, img *bundle.Image, dir, svc string) (string, error) {
+// extractEntry makes one image available as a file in dir: an embedded
+// entry is streamed out of the bundle (only that entry, verified as it
+// streams); a CAS reference is reassembled from Stellarium and checked
+// against the manifest's digest.
+func (d *Deployer) extractEntry(ctx context.Context, r *bundle.Reader, img *bundle.Image, dir, svc string) (string, error) {
 	if img.Path == nil {
-		return "", fmt.Errorf("image is a CAS reference (%s); resolving CAS references needs the store", img.CASRef)
+		if d.CAS == nil {
+			return "", fmt.Errorf("image is a CAS reference (%s) and no store is available", img.CASRef)
+		}
+		dst := filepath.Join(dir, svc+"-cas."+img.Format)
+		if err := d.CAS.Materialize(ctx, img.CASRef, img.Digest, dst); err != nil {
+			return "", err
+		}
+		return dst, nil
 	}
 	dst := filepath.Join(dir, svc+"-"+filepath.Base(*img.Path))
 	if err := r.ExtractEntry(ctx, *img.Path, dst); err != nil {
@@ -568,6 +594,7 @@ func extractEntry(ctx context.Context, r *bundle.Reader, img *bundle.Image, dir,
 // swapped records a root that was replaced, for rollback.
 type swapped struct {
 	root, old string // old == "" when there was nothing before
+	state     string // the workload's state dir
 }
 
 // swapRoots moves each staged root (<root>.new) into place, keeping the
@@ -576,7 +603,7 @@ func swapRoots(work []Workload) ([]swapped, error) {
 	var done []swapped
 	for _, w := range work {
 		root := w.Spec.Root
-		s := swapped{root: root}
+		s := swapped{root: root, state: w.Spec.StateDir}
 		if _, err := os.Lstat(root); err == nil {
 			s.old = root + ".old"
 			os.RemoveAll(s.old)
@@ -595,10 +622,22 @@ func swapRoots(work []Workload) ([]swapped, error) {
 	return done, nil
 }
 
+// RemoveStale removes the entries of dir matching pattern (temporary dirs
+// of killed volt processes). Call it only under the state root's lock.
+func RemoveStale(dir, pattern string) {
+	stale, _ := filepath.Glob(filepath.Join(dir, pattern))
+	for _, p := range stale {
+		os.RemoveAll(p)
+	}
+}
+
 // discardStaged removes staged roots (<root>.new) of an import that did not go ahead.
 func discardStaged(work []Workload) {
 	for _, w := range work {
 		os.RemoveAll(w.Spec.Root + ".new")
+		// The workload's dir, if this import created it: Remove only
+		// succeeds when it is empty, so a deployed workload's is kept.
+		os.Remove(filepath.Dir(w.Spec.Root))
 	}
 }
 
@@ -622,6 +661,11 @@ func (d *Deployer) rollback(ctx context.Context, old *Stack, sw []swapped, start
 		os.RemoveAll(s.root)
 		if s.old != "" {
 			os.Rename(s.old, s.root)
+		} else {
+			// A workload new in this import: its (torn down, so empty)
+			// state dir and its dir go too. Remove keeps anything not empty.
+			os.Remove(s.state)
+			os.Remove(filepath.Dir(s.root))
 		}
 	}
 	if old == nil {

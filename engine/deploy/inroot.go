@@ -71,11 +71,22 @@ func writeInRoot(root, target string, data []byte, mode os.FileMode) error {
 	return nil
 }
 
+// maxLinks bounds the dangling symlinks mkdirAllIn follows (as the kernel's 40).
+const maxLinks = 40
+
 // mkdirAllIn opens (creating as needed) dir relative to rootfd, resolving
-// inside the root, and returns an O_PATH descriptor for it.
+// inside the root, and returns an O_PATH descriptor for it. A component
+// that is a dangling symlink (say /etc/app -> /srv/app, absent from the
+// image) gets its target created, resolved inside the root as the
+// container will see it, like any missing directory.
 func mkdirAllIn(rootfd int, dir string) (int, error) {
+	links := 0
+	return mkdirAllInLinks(rootfd, dir, &links)
+}
+
+func mkdirAllInLinks(rootfd int, dir string, links *int) (int, error) {
 	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT}
-	if dir == "." || dir == "" {
+	if dir == "." || dir == "" || dir == "/" {
 		return unix.Openat2(rootfd, ".", how)
 	}
 	fd, err := unix.Openat2(rootfd, dir, how)
@@ -85,13 +96,73 @@ func mkdirAllIn(rootfd int, dir string) (int, error) {
 	if !errors.Is(err, unix.ENOENT) {
 		return -1, err
 	}
-	parent, err := mkdirAllIn(rootfd, path.Dir(dir))
+	parent, err := mkdirAllInLinks(rootfd, path.Dir(dir), links)
 	if err != nil {
 		return -1, err
 	}
 	defer unix.Close(parent)
-	if err := unix.Mkdirat(parent, path.Base(dir), 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+	base := path.Base(dir)
+	if err := unix.Mkdirat(parent, base, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
 		return -1, err
 	}
+	fd, err = unix.Openat2(rootfd, dir, how)
+	if err == nil || !errors.Is(err, unix.ENOENT) {
+		return fd, err
+	}
+	// Still missing although the name exists: a dangling symlink. Create
+	// its target instead. Every step still resolves with RESOLVE_IN_ROOT,
+	// so whatever the link says, nothing is created outside the root.
+	target, lerr := readlinkat(parent, base)
+	if lerr != nil {
+		return -1, err
+	}
+	if *links++; *links > maxLinks {
+		return -1, unix.ELOOP
+	}
+	if !path.IsAbs(target) {
+		at, err := pathInRoot(rootfd, parent)
+		if err != nil {
+			return -1, err
+		}
+		target = path.Join(at, target)
+	}
+	// path.Clean (by Join or here) stops ".." at "/", as RESOLVE_IN_ROOT does.
+	target = strings.TrimPrefix(path.Clean("/"+target), "/")
+	tfd, err := mkdirAllInLinks(rootfd, target, links)
+	if err != nil {
+		return -1, err
+	}
+	unix.Close(tfd)
 	return unix.Openat2(rootfd, dir, how)
+}
+
+// readlinkat returns the target of the symlink name in dirfd.
+func readlinkat(dirfd int, name string) (string, error) {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(dirfd, name, buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
+
+// pathInRoot returns where the directory fd is, as an absolute path inside
+// the root rootfd.
+func pathInRoot(rootfd, fd int) (string, error) {
+	root, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", rootfd))
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd))
+	if err != nil {
+		return "", err
+	}
+	if dir == root {
+		return "/", nil
+	}
+	rel, ok := strings.CutPrefix(dir, strings.TrimSuffix(root, "/")+"/")
+	if !ok {
+		return "", fmt.Errorf("%s is not under %s: %w", dir, root, ErrEscape)
+	}
+	return "/" + rel, nil
 }

@@ -48,6 +48,8 @@ type BundleRef struct {
 	Digest   string `json:"digest"`
 	Platform string `json:"platform"`
 	Signer   string `json:"signer,omitempty"`
+	// CASRefs are the Stellarium objects the bundle referenced (kept alive by GC).
+	CASRefs []string `json:"casRefs,omitempty"`
 }
 
 // Workload is one running (or stopped) service of a stack.

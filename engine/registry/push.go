@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2/registry/remote"
 
+	"github.com/volt-cli/volt/engine/atomicfile"
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/digest"
 )
@@ -254,8 +256,13 @@ func pushBlobs(ctx context.Context, repo *remote.Repository, blobs []*pushBlob, 
 	g.SetLimit(o.concurrency())
 	for _, b := range blobs {
 		g.Go(func() error {
-			if err := hashBlob(gctx, b, prog); err != nil {
-				return err
+			if !cachedDigest(o.DigestCache, b) {
+				if err := hashBlob(gctx, b, prog); err != nil {
+					return err
+				}
+				rememberDigest(o.DigestCache, b)
+			} else {
+				prog.add(b.desc.Size)
 			}
 			desc := b.desc
 			desc.Annotations = nil
@@ -299,6 +306,39 @@ func pushBlobs(ctx context.Context, repo *remote.Repository, blobs []*pushBlob, 
 	err := g.Wait()
 	res.BytesSent, res.ImageBytesSent, res.BlobsSent = sent.Load(), imgSent.Load(), int(nSent.Load())
 	return err
+}
+
+// cachedDigest fills b's sha256 from the digest cache (keyed by the
+// entry's BLAKE3 and size) and reports whether it did.
+func cachedDigest(dir string, b *pushBlob) bool {
+	if dir == "" || !digest.Valid(b.want) {
+		return false
+	}
+	data, err := os.ReadFile(filepath.Join(dir, digest.Hex(b.want)))
+	if err != nil {
+		return false
+	}
+	var d string
+	var size int64
+	if _, err := fmt.Sscanf(string(data), "%s %d", &d, &size); err != nil || size != b.desc.Size {
+		return false
+	}
+	dg, err := godigest.Parse(d)
+	if err != nil || dg.Algorithm() != godigest.SHA256 {
+		return false
+	}
+	b.desc.Digest = dg
+	return true
+}
+
+// rememberDigest records b's sha256 in the digest cache (best effort).
+func rememberDigest(dir string, b *pushBlob) {
+	if dir == "" || !digest.Valid(b.want) {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err == nil {
+		_ = atomicfile.WriteFile(filepath.Join(dir, digest.Hex(b.want)), []byte(fmt.Sprintf("%s %d\n", b.desc.Digest, b.desc.Size)), 0o644)
+	}
 }
 
 // hashBlob sets b's digest and size from one read of its content, checking

@@ -114,9 +114,11 @@ var (
 	ErrReference = errors.New("invalid reference")
 )
 
-// Progress reports a transfer: Done of Total bytes of blob content.
+// Progress reports a transfer: Done of Total bytes. For "push" each blob
+// byte counts twice (hashed, then uploaded or found present), so Total is
+// twice the blobs' size; for "download" it is the bytes to fetch.
 type Progress struct {
-	// Phase is "hash", "upload" or "download".
+	// Phase is "push" or "download".
 	Phase string
 	Done  int64
 	Total int64
@@ -145,6 +147,11 @@ type Options struct {
 	HTTPClient *http.Client
 	// UserAgent is sent with every request ("volt/<version>").
 	UserAgent string
+	// DigestCache, when set, is a directory remembering the sha256 of
+	// entries by their BLAKE3 (from bundle.json), so pushing an entry
+	// pushed before skips hashing it (the registry still checks the sha256
+	// of anything uploaded, and pull checks the BLAKE3).
+	DigestCache string
 }
 
 func (o Options) concurrency() int {

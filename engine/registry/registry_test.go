@@ -396,3 +396,48 @@ func FuzzParseArtifact(f *testing.F) {
 		}
 	})
 }
+
+// TestDigestCache: a second push of the same entries reads the sha256 from
+// the cache (same manifest), and a wrong cache entry cannot publish a
+// bundle: the registry refuses the upload.
+func TestDigestCache(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	imgs := defaultImages(t)
+	src := writeBundle(t, dir, bundleSpec{name: "stack", version: "1.0.0", images: imgs})
+	host := startDockerRegistry(t)
+	opts := optsFor(t, host, "")
+	opts.DigestCache = filepath.Join(dir, "cache")
+	var hashed int64
+	opts.Progress = func(p Progress) { hashed = p.Done }
+	first, err := Push(ctx, src, host+"/c1/stack:1", PushOptions{Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(opts.DigestCache)
+	if len(ents) != len(imgs)+3 { // images, compose, config, hook (not bundle.json, skeleton, signature)
+		t.Errorf("cache holds %d entries", len(ents))
+	}
+	second, err := Push(ctx, src, host+"/c2/stack:1", PushOptions{Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Digest != second.Digest || hashed == 0 {
+		t.Errorf("cached push made manifest %s, first %s", second.Digest, first.Digest)
+	}
+	// Poison the entry of one image: the upload to a fresh repository fails.
+	d := digestOf(t, src, "images/web/linux-arm64.tar")
+	os.WriteFile(filepath.Join(opts.DigestCache, strings.TrimPrefix(d, "blake3:")), []byte(fmt.Sprintf("sha256:%s %d\n", strings.Repeat("ab", 32), len(imgs["images/web/linux-arm64.tar"]))), 0o644)
+	if _, err := Push(ctx, src, host+"/c3/stack:1", PushOptions{Options: opts}); err == nil {
+		t.Fatal("push with a wrong cached digest succeeded")
+	}
+}
+
+func digestOf(t *testing.T, path, entry string) string {
+	br, err := bundle.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	return br.Manifest().Integrity.Files[entry]
+}

@@ -22,7 +22,6 @@ const (
 	FileSerialLog  = "serial.log"     // everything the guest wrote to its serial console
 	FileQEMULog    = "qemu.log"       // QEMU's own stdout and stderr
 	FilePID        = "qemu.pid"       // written by QEMU (-pidfile)
-	FileSupPID     = "supervisor.pid" // "PID STARTTIME" of the shim that waits for QEMU
 	FileExit       = "exit.json"      // how QEMU exited, written by the shim
 	FileStop       = "stop.json"      // written by Stop: how the VM was stopped
 	FileVM         = "vm.json"        // the QEMU command line and settings of the last Start
@@ -31,7 +30,7 @@ const (
 
 // runtimeFiles are removed by Destroy (the state dir itself only when empty).
 var runtimeFiles = []string{FileOverlay, FileQMP, FileQMPQuery, FileConsole, FileSerialLog, FileQEMULog,
-	FilePID, FileSupPID, FileExit, FileStop, FileVM, fileStopMarker}
+	FilePID, FileExit, FileStop, FileVM, fileStopMarker}
 
 // handleData is the JSON in sdk.Handle.Data: everything a later process
 // needs to find the VM again.

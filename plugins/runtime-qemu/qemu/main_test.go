@@ -74,7 +74,7 @@ func TestMain(m *testing.M) {
 }
 
 // needVM skips t when the test image or QEMU is missing.
-func needVM(t *testing.T) string {
+func needVM(t testing.TB) string {
 	t.Helper()
 	if testImage.err != nil {
 		t.Skip(testImage.err)
@@ -99,7 +99,7 @@ func vmName(prefix string) string {
 
 // kernelSpec is a direct-kernel-boot spec of the test image with extra
 // kernel arguments; the state dir is short (unix socket paths are limited).
-func kernelSpec(t *testing.T, name, extra string) sdk.WorkloadSpec {
+func kernelSpec(t testing.TB, name, extra string) sdk.WorkloadSpec {
 	dir := needVM(t)
 	sd, err := os.MkdirTemp("", "vq-")
 	if err != nil {

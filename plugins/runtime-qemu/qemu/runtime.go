@@ -366,11 +366,16 @@ func (r *Runtime) CommandLine(ctx context.Context, spec sdk.WorkloadSpec) ([]str
 	return append([]string{p.qemu}, qemuArgs(p.cfg)...), nil
 }
 
-// vmRecord is vm.json: what the last Start ran.
+// vmRecord is vm.json: what the last Start ran, and the processes it made
+// (pid and /proc start time of QEMU and of its supervisor shim).
 type vmRecord struct {
-	Config  vmConfig `json:"config"`
-	Command []string `json:"command"`
-	Base    string   `json:"base,omitempty"`
+	Config              vmConfig `json:"config"`
+	Command             []string `json:"command"`
+	Base                string   `json:"base,omitempty"`
+	PID                 int      `json:"pid"`
+	StartTime           uint64   `json:"startTime"`
+	SupervisorPID       int      `json:"supervisorPid"`
+	SupervisorStartTime uint64   `json:"supervisorStartTime"`
 }
 
 // Start implements sdk.Runtime. It validates the spec (disk format, backing
@@ -386,12 +391,15 @@ func (r *Runtime) Start(ctx context.Context, spec sdk.WorkloadSpec) (sdk.Handle,
 	if err := os.MkdirAll(sd, 0o700); err != nil {
 		return sdk.Handle{}, fmt.Errorf("start %q: create state dir: %w", spec.Name, err)
 	}
-	if pid, st, err := readPIDFile(filepath.Join(sd, FileSupPID)); err == nil && alive(pid, st) {
-		if _, exited, _ := readExit(filepath.Join(sd, FileExit)); !exited {
-			return sdk.Handle{}, fmt.Errorf("start %q: %w: already running (supervisor pid %d)", spec.Name, sdk.ErrExists, pid)
+	if b, err := os.ReadFile(filepath.Join(sd, FileVM)); err == nil {
+		var old vmRecord
+		if json.Unmarshal(b, &old) == nil && alive(old.SupervisorPID, old.SupervisorStartTime) {
+			if _, exited, _ := readExit(filepath.Join(sd, FileExit)); !exited {
+				return sdk.Handle{}, fmt.Errorf("start %q: %w: already running (supervisor pid %d)", spec.Name, sdk.ErrExists, old.SupervisorPID)
+			}
 		}
 	}
-	for _, f := range []string{FileExit, FileStop, fileStopMarker, FilePID, FileSupPID, FileQMP, FileQMPQuery, FileConsole} {
+	for _, f := range []string{FileExit, FileStop, fileStopMarker, FilePID, FileQMP, FileQMPQuery, FileConsole} {
 		if err := os.Remove(filepath.Join(sd, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return sdk.Handle{}, fmt.Errorf("start %q: clear old state: %w", spec.Name, err)
 		}
@@ -491,12 +499,14 @@ func launch(ctx context.Context, name, sd string, argv []string, rec vmRecord) (
 		QMP: filepath.Join(sd, FileQMP), Console: filepath.Join(sd, FileConsole),
 		SerialLog: filepath.Join(sd, FileSerialLog), StartedAt: startedAt,
 	}
-	err = writeFileAtomic(filepath.Join(sd, FileSupPID), fmt.Appendf(nil, "%d %d\n", supPID, supInfo.StartTime), 0o644)
-	if err == nil {
-		err = writeJSONAtomic(filepath.Join(sd, FileVM), rec)
-	}
-	if err == nil {
-		err = waitQMP(ctx, hd)
+	// Publish vm.json (synced) while QEMU initialises.
+	rec.PID, rec.StartTime = pid, qi.StartTime
+	rec.SupervisorPID, rec.SupervisorStartTime = supPID, supInfo.StartTime
+	written := make(chan error, 1)
+	go func() { written <- writeJSONAtomic(filepath.Join(sd, FileVM), rec) }()
+	err = waitQMP(ctx, hd)
+	if werr := <-written; err == nil {
+		err = werr
 	}
 	if err != nil {
 		if alive(pid, qi.StartTime) {
@@ -532,18 +542,6 @@ func waitQMP(ctx context.Context, hd *handleData) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-}
-
-// readPIDFile reads a "PID STARTTIME" pidfile.
-func readPIDFile(path string) (pid int, start uint64, err error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, 0, fmt.Errorf("read pidfile: %w", err)
-	}
-	if _, err := fmt.Sscan(string(b), &pid, &start); err != nil {
-		return 0, 0, fmt.Errorf("parse pidfile %q: %w", path, err)
-	}
-	return pid, start, nil
 }
 
 // vmState is what the state dir and /proc say about a VM.

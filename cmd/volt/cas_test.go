@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCASBundles builds a --cas bundle, checks it deeply, then imports it on
+// another state root that fetches the object from `volt cas serve`.
+func TestCASBundles(t *testing.T) {
+	e := newEnv(t)
+	stack := filepath.Join(e.dir, "stack")
+	writeStack(t, stack)
+	full := filepath.Join(e.dir, "full.vbundle")
+	small := filepath.Join(e.dir, "small.vbundle")
+	e.must("bundle", "create", stack, "-o", full)
+	e.must("bundle", "create", stack, "--cas", "-o", small)
+	fi, _ := os.Stat(full)
+	si, _ := os.Stat(small)
+	if si.Size() >= fi.Size() {
+		t.Errorf("--cas bundle (%d bytes) is not smaller than the full one (%d)", si.Size(), fi.Size())
+	}
+	if fi.Mode().Perm() != 0o644 {
+		t.Errorf("bundle mode = %v, want 0644", fi.Mode().Perm())
+	}
+	r := e.must("bundle", "verify", "--deep", small)
+	if !strings.Contains(r.stdout, "CAS objects present and whole") {
+		t.Errorf("verify --deep:\n%s", r.stdout)
+	}
+	var objs []struct{ Ref string }
+	json.Unmarshal([]byte(e.must("cas", "ls", "-o", "json").stdout), &objs)
+	if len(objs) != 1 || !strings.HasPrefix(objs[0].Ref, "stellarium://") {
+		t.Fatalf("cas ls = %+v", objs)
+	}
+
+	// A second host: the object is missing, verify --deep says which.
+	e2 := newEnv(t)
+	if r := e2.run("bundle", "verify", "--deep", small); r.code != exitVerify || !strings.Contains(r.stdout, "object") {
+		t.Errorf("verify --deep without the object: exit %d\n%s", r.code, r.stdout)
+	}
+	// Serve the first store and fetch from it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srv := exec.Command(voltBin, "cas", "serve", "--listen", addr)
+	srv.Env = append(os.Environ(), e.vars...)
+	stderr, _ := srv.StderrPipe()
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	sc := bufio.NewScanner(stderr)
+	ready := make(chan bool, 1)
+	go func() {
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "Serving") {
+				ready <- true
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(20 * time.Second):
+		t.Fatal("cas serve did not start")
+	}
+	e2.must("config", "set", "cas.remotes", "+=", "http://"+addr)
+	out := filepath.Join(e2.dir, "image.tar.gz")
+	e2.must("cas", "get", objs[0].Ref, "-o", out)
+	want, _ := os.ReadFile(filepath.Join(stack, "images/web.tar.gz"))
+	got, _ := os.ReadFile(out)
+	if string(want) != string(got) {
+		t.Errorf("cas get returned %d bytes, want the %d-byte image", len(got), len(want))
+	}
+	e2.must("bundle", "verify", "--deep", small)
+
+	// gc keeps what the cached bundle references and frees the rest.
+	e.must("bundle", "create", stack, "--cas") // into $VOLT_ROOT/bundles
+	r = e.must("cas", "gc", "--dry-run", "-o", "json")
+	var gc struct{ ObjectsKept int }
+	json.Unmarshal([]byte(r.stdout), &gc)
+	if gc.ObjectsKept != 1 {
+		t.Errorf("gc would not keep the object a cached bundle references: %s", r.stdout)
+	}
+	// Images of --cas bundles are pinned, so a bundle kept anywhere stays
+	// deployable; once the pin and the cached bundle go, gc frees them.
+	os.RemoveAll(filepath.Join(e.dir, "root", "bundles"))
+	r = e.must("cas", "gc", "--dry-run", "-o", "json")
+	json.Unmarshal([]byte(r.stdout), &gc)
+	if gc.ObjectsKept != 1 {
+		t.Errorf("gc would drop a pinned object: %s", r.stdout)
+	}
+	var info struct{ Pins []string }
+	json.Unmarshal([]byte(e.must("cas", "stat", objs[0].Ref, "-o", "json").stdout), &info)
+	if len(info.Pins) != 1 || !strings.HasPrefix(info.Pins[0], "bundle-demo-") {
+		t.Fatalf("pins = %v", info.Pins)
+	}
+	e.must("cas", "pin", info.Pins[0], "--remove")
+	e.must("cas", "gc")
+	json.Unmarshal([]byte(e.must("cas", "ls", "-o", "json").stdout), &objs)
+	if len(objs) != 0 {
+		t.Errorf("gc left unreferenced objects: %+v", objs)
+	}
+	if r := e.run("cas", "get", "stellarium://"+strings.Repeat("0", 64), "-o", filepath.Join(e.dir, "x")); r.code != exitNotFound {
+		t.Errorf("cas get of a missing object: exit %d %s", r.code, r.stderr)
+	}
+}
