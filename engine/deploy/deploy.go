@@ -59,8 +59,8 @@ type Deployer struct {
 	Root    string
 	Plugins Plugins
 	// CAS resolves images a bundle references instead of embedding (nil: refused).
-	CAS CAS
-	Logger  *slog.Logger
+	CAS    CAS
+	Logger *slog.Logger
 	// Notify receives one-line messages for the user (progress, warnings).
 	Notify func(msg string)
 	// StopTimeout bounds a graceful stop before it is forced (default 10 s).
