@@ -500,7 +500,13 @@ func assertEmptyDir(t *testing.T, dir string) {
 func TestFaultOverlayEscape(t *testing.T) {
 	needDeploy(t)
 	e := newEnv(t)
-	outside := t.TempDir()
+	// Not under /tmp: systemd-nspawn mounts a tmpfs there, which would hide
+	// what the overlays wrote from the container.
+	outside, err := os.MkdirTemp("/var/tmp", "volt-outside-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(outside)
 
 	t.Run("dotdot", func(t *testing.T) {
 		e := &env{t: t, dir: e.dir, vars: e.vars}
