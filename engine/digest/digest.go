@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"lukechampine.com/blake3"
 )
@@ -38,10 +39,16 @@ func Bytes(b []byte) string {
 	return Format(s[:])
 }
 
+// bufs recycles hashing buffers: a fresh 1 MiB buffer per small file
+// costs more (allocation and zeroing) than hashing the file.
+var bufs = sync.Pool{New: func() any { b := make([]byte, BufSize); return &b }}
+
 // Reader hashes r to EOF and returns its digest and length.
 func Reader(r io.Reader) (string, int64, error) {
 	h := New()
-	n, err := io.CopyBuffer(h, r, make([]byte, BufSize))
+	bp := bufs.Get().(*[]byte)
+	defer bufs.Put(bp)
+	n, err := io.CopyBuffer(h, r, *bp)
 	if err != nil {
 		return "", n, err
 	}

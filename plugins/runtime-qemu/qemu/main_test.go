@@ -82,6 +82,16 @@ func needVM(t testing.TB) string {
 	return testImage.dir
 }
 
+// needBoot skips t under -short: each TCG boot takes 5 s on an idle host
+// and tens of seconds on a loaded one.
+func needBoot(t testing.TB) {
+	t.Helper()
+	needVM(t)
+	if testing.Short() {
+		t.Skip("boots VMs (slow under TCG); run without -short")
+	}
+}
+
 // testOpts are the runtime options of the VM tests.
 func testOpts() Options { return Options{StopTimeout: 5 * time.Second} }
 

@@ -89,6 +89,7 @@ func TestFingerprint(t *testing.T) {
 // powers off on the ACPI power button).
 func TestLifecycle(t *testing.T) {
 	t.Parallel()
+	needBoot(t)
 	dir := needVM(t)
 	rt := sdktest.Runtime(t, New(testOpts()))
 	spec := kernelSpec(t, vmName("life"), "")
@@ -148,6 +149,7 @@ func TestLifecycle(t *testing.T) {
 // tail of its logs, and starting it again works.
 func TestKilledAndRestarted(t *testing.T) {
 	t.Parallel()
+	needBoot(t)
 	rt := New(testOpts())
 	spec := kernelSpec(t, vmName("kill"), "volt.marker=KILL-ME")
 	h := startVM(t, rt, spec)
@@ -188,6 +190,7 @@ func TestKilledAndRestarted(t *testing.T) {
 // button is quit through QMP after the timeout.
 func TestStopForcedWhenGuestIgnoresPowerOff(t *testing.T) {
 	t.Parallel()
+	needBoot(t)
 	rt := New(testOpts())
 	spec := kernelSpec(t, vmName("deaf"), "volt.ignore-poweroff=1")
 	h := startVM(t, rt, spec)
@@ -294,7 +297,7 @@ func corruptQcow2(t *testing.T, path string) {
 // skipped (Run returns ErrUnsupported, tested in TestUnsupported).
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	needVM(t)
+	needBoot(t)
 	conformance.Runtime(t, func(t *testing.T) conformance.Fixture {
 		return conformance.Fixture{
 			Runtime: sdktest.Runtime(t, New(testOpts())),
