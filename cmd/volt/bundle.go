@@ -29,6 +29,8 @@ func bundleCommand() *command {
 			bundleImportCommand(),
 			bundleExportCommand(),
 			bundleConvertCommand(),
+			bundlePushCommand(),
+			bundlePullCommand(),
 		},
 	}
 }

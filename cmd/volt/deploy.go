@@ -79,6 +79,8 @@ func importError(err error) error {
 		return &cliError{code: exitFailure, err: err, hint: "volt bundle import --force BUNDLE replaces it; volt stack destroy NAME removes it"}
 	case errors.Is(err, deploy.ErrUndefinedVar):
 		return &cliError{code: exitUsage, err: err}
+	case errors.Is(err, deploy.ErrNoPlatform):
+		return &cliError{code: exitFailure, err: err, hint: "rebuild the bundle with this host's platform: volt bundle create --platforms " + deploy.HostPlatform() + ",…"}
 	}
 	return err
 }

@@ -78,8 +78,6 @@ type Options struct {
 type Layout struct {
 	Manifest *bundle.Manifest
 	Entries  []bundle.Entry
-	// cleanup removes staging files made while resolving the layout.
-	cleanup func()
 }
 
 // Build executes p into opts.Output and returns the final manifest.

@@ -51,9 +51,6 @@ const Name = "runtime-qemu"
 // DefaultMemoryBytes is a VM's memory when the spec does not say.
 const DefaultMemoryBytes = 256 << 20
 
-// ErrNotRunning is returned when a call needs a running VM.
-var ErrNotRunning = errors.New("vm not running")
-
 // Options configure a Runtime. The zero value finds everything on PATH.
 type Options struct {
 	// QEMU is the qemu-system-x86_64 binary (path or name); "" looks it up on PATH.
