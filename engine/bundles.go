@@ -199,6 +199,8 @@ type ServiceSummary struct {
 	ConfigFiles int      `json:"configFiles"`
 	Size        int64    `json:"size"`
 	CASRefs     int      `json:"casRefs,omitempty"`
+	// KernelBoot is set for a VM that boots a kernel directly (no disk image).
+	KernelBoot bool `json:"kernelBoot,omitempty"`
 }
 
 // InspectBundle reads a bundle's manifest (and only that: it is fast for any size).
@@ -247,6 +249,12 @@ func summarize(path string, r *bundle.Reader) (*BundleSummary, error) {
 			ss.Size += img.Size
 			if img.CASRef != "" {
 				ss.CASRefs++
+			}
+		}
+		for k := range svc.Boot {
+			if svc.Images[k] == nil {
+				ss.Platforms = append(ss.Platforms, k)
+				ss.KernelBoot = true
 			}
 		}
 		sort.Strings(ss.Platforms)

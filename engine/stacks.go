@@ -201,3 +201,32 @@ func (e *Engine) Export(ctx context.Context, opts ExportOptions) (*bundle.Manife
 	}
 	return build.Build(ctx, p, bopts)
 }
+
+// ConsolePath returns the unix socket of a workload's serial console, as its
+// runtime reports it (Inspect Detail["console"]); VMs have one.
+func (e *Engine) ConsolePath(ctx context.Context, ref string) (string, error) {
+	d := e.Deployer(nil)
+	_, w, err := d.Find(ref)
+	if err != nil {
+		return "", err
+	}
+	if w.Handle == nil {
+		return "", fmt.Errorf("%s has never been started", ref)
+	}
+	rt, err := e.Plugins().Runtime(ctx, w.Runtime)
+	if err != nil {
+		return "", err
+	}
+	ws, err := rt.Inspect(ctx, *w.Handle)
+	if err != nil {
+		return "", err
+	}
+	if ws.State != sdk.StatusRunning {
+		return "", fmt.Errorf("%s is %s", ref, ws.State)
+	}
+	p := ws.Detail["console"]
+	if p == "" {
+		return "", fmt.Errorf("%s (%s) has no serial console", ref, w.Runtime)
+	}
+	return p, nil
+}

@@ -260,6 +260,9 @@ func printInspect(a *app, s *engine.BundleSummary) {
 		if len(svc.Platforms) == 0 {
 			images = "0"
 		}
+		if svc.KernelBoot {
+			images += " kernel"
+		}
 		if svc.CASRefs > 0 {
 			images += fmt.Sprintf(" [%d in CAS]", svc.CASRefs)
 		}

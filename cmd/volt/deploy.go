@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/volt-cli/volt/engine"
 	"github.com/volt-cli/volt/engine/deploy"
 	"github.com/volt-cli/volt/engine/sign"
 	"github.com/volt-cli/volt/sdk"
+	"github.com/volt-cli/volt/sdk/console"
 )
 
 func bundleImportCommand() *command {
@@ -226,6 +228,35 @@ func workloadCommand(kind string) *command {
 				},
 			},
 		},
+	}
+	if kind == "vm" {
+		c.subs = append(c.subs, &command{
+			name: "console", summary: "Attach to a VM's serial console (Ctrl-] detaches)", usage: "STACK/SERVICE",
+			long:     "Everything the guest prints is also kept in its log (volt logs STACK/SERVICE), attached or not.",
+			examples: "volt vm console lab/vm",
+			args:     exactArgs(1, "STACK/SERVICE"),
+			setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+				return func(ctx context.Context, a *app, args []string) error {
+					sock, err := a.eng.ConsolePath(ctx, args[0])
+					if err != nil {
+						return err
+					}
+					if isTerminal(os.Stdin) {
+						old, err := term.MakeRaw(int(os.Stdin.Fd()))
+						if err == nil {
+							defer term.Restore(int(os.Stdin.Fd()), old)
+						}
+					}
+					a.infof("Connected to %s's serial console; Ctrl-] to detach\r", args[0])
+					err = console.Attach(ctx, sock, os.Stdin, a.stdout)
+					if errors.Is(err, console.ErrClosed) {
+						a.infof("\r\nthe VM closed its console\r")
+						return nil
+					}
+					return err
+				}
+			},
+		})
 	}
 	if kind == "container" {
 		c.subs = append(c.subs,

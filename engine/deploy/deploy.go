@@ -364,10 +364,11 @@ func (d *Deployer) plan(st *Stack, m *bundle.Manifest, f *constellation.File, or
 				return nil, err
 			}
 			dir := filepath.Join(d.Root, "vms", w.Name)
+			_, arch, _ := strings.Cut(platform, "/")
 			w.Spec = sdk.WorkloadSpec{
 				Name: w.Name, Root: filepath.Join(dir, "disk"), StateDir: filepath.Join(dir, "run"),
 				Env: env, Ports: v.Ports, CPUs: float64(v.CPU), Cmdline: v.Cmdline,
-				Labels: map[string]string{"volt.stack": st.Name, "volt.service": svc},
+				Labels: map[string]string{"volt.stack": st.Name, "volt.service": svc, "volt.arch": arch},
 			}
 			if v.Memory != "" {
 				n, err := constellation.ParseMemory(v.Memory)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -252,12 +253,22 @@ func pushBlobs(ctx context.Context, repo *remote.Repository, blobs []*pushBlob, 
 	var mu sync.Mutex
 	claimed := map[godigest.Digest]bool{}
 	var sent, imgSent, nSent atomic.Int64
+	hashSem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.concurrency())
 	for _, b := range blobs {
 		g.Go(func() error {
 			if !cachedDigest(o.DigestCache, b) {
-				if err := hashBlob(gctx, b, prog); err != nil {
+				// Few hashers, so the first blobs are ready (and uploading)
+				// while the rest are hashed, rather than all at the end.
+				select {
+				case hashSem <- struct{}{}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				err := hashBlob(gctx, b, prog)
+				<-hashSem
+				if err != nil {
 					return err
 				}
 				rememberDigest(o.DigestCache, b)

@@ -1,4 +1,4 @@
-// Package console attaches a terminal to a VM's serial console: the unix
+// Package console attaches a terminal to a workload's serial console: the unix
 // socket chardev that runtime-qemu keeps at StateDir/console.sock (Inspect
 // reports its path as Detail["console"]). QEMU serves one client at a time;
 // everything the guest prints is also in StateDir/serial.log whether or not
