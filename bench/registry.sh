@@ -19,15 +19,20 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/volt-test/oras-v1.3.6
 rm -rf "$work"; mkdir -p "$work/stack/images" "$cache"
 export VOLT_ROOT="$work/root" VOLT_CONFIG="$work/config.yaml" DOCKER_CONFIG="$work/docker"
 
-# volt: bin/volt when it has the registry commands, else built with them
-# wired through a build overlay (cmd/volt/registrycmd.go holds them).
-volt=${VOLT_BIN:-$PWD/bin/volt}
-if ! { [ -x "$volt" ] && "$volt" registry token --help 2>&1 | grep -q -- --expiry; }; then
-  volt="$work/volt"; ov="$work/overlay"; mkdir -p "$ov"
-  sed 's/^\t\t\tbundleCommand(),$/\t\t\tbundleCommand(),\n\t\t\tregistryCommand(),/' cmd/volt/main.go > "$ov/main.go"
-  sed 's/^\t\t\tbundleImportCommand(),$/\t\t\tbundleImportCommand(),\n\t\t\tbundlePushCommand(),\n\t\t\tbundlePullCommand(),/' cmd/volt/bundle.go > "$ov/bundle.go"
-  printf '{"Replace":{"%s":"%s","%s":"%s"}}' "$PWD/cmd/volt/main.go" "$ov/main.go" "$PWD/cmd/volt/bundle.go" "$ov/bundle.go" > "$ov/overlay.json"
-  go build -overlay "$ov/overlay.json" -o "$volt" ./cmd/volt
+# volt: built fresh from this tree (VOLT_BIN overrides); while cmd/volt does not
+# wire the registry commands yet, they are wired through a build overlay.
+volt=${VOLT_BIN:-}
+if [ -z "$volt" ]; then
+  volt="$work/volt"
+  if grep -q 'registryCommand()' cmd/volt/main.go; then
+    go build -o "$volt" ./cmd/volt
+  else
+    ov="$work/overlay"; mkdir -p "$ov"
+    sed 's/^\t\t\tbundleCommand(),$/\t\t\tbundleCommand(),\n\t\t\tregistryCommand(),/' cmd/volt/main.go > "$ov/main.go"
+    sed 's/^\t\t\tbundleImportCommand(),$/\t\t\tbundleImportCommand(),\n\t\t\tbundlePushCommand(),\n\t\t\tbundlePullCommand(),/' cmd/volt/bundle.go > "$ov/bundle.go"
+    printf '{"Replace":{"%s":"%s","%s":"%s"}}' "$PWD/cmd/volt/main.go" "$ov/main.go" "$PWD/cmd/volt/bundle.go" "$ov/bundle.go" > "$ov/overlay.json"
+    go build -overlay "$ov/overlay.json" -o "$volt" ./cmd/volt
+  fi
 fi
 oras=${ORAS:-$cache/oras}
 [ -x "$oras" ] || (cd /tmp && GOBIN="$cache" GOFLAGS=-mod=mod go install oras.land/oras/cmd/oras@v1.3.6)
