@@ -7,12 +7,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/volt-cli/volt/engine/build"
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/deploy"
 	"github.com/volt-cli/volt/engine/flock"
+	"github.com/volt-cli/volt/engine/registry"
 	"github.com/volt-cli/volt/engine/sign"
 	"github.com/volt-cli/volt/sdk"
 )
@@ -41,6 +43,18 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 		return nil, err
 	}
 	defer lock.Release()
+	if strings.HasPrefix(opts.Bundle, "oci://") {
+		// Pull into a temporary file, then import it like any bundle.
+		if opts.Notify != nil {
+			opts.Notify("pulling " + opts.Bundle)
+		}
+		path, cleanup, err := registry.PullToTemp(ctx, opts.Bundle, registry.PullOptions{Options: registry.Options{Insecure: e.Config.List("registry.insecure")}})
+		if err != nil {
+			return nil, err
+		}
+		defer cleanup()
+		opts.Bundle = path
+	}
 	e.confineFormats([]string{absPath(opts.Bundle)}, []string{e.Root})
 	if IsACE(opts.Bundle) {
 		// An ACE bundle has no hashes or signature: convert it (the host
@@ -66,7 +80,7 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 		}
 		opts.Bundle = converted
 	}
-	rep, err := e.VerifyBundle(ctx, opts.Bundle, VerifyOptions{RequireSignature: opts.Verify})
+	rep, err := e.VerifyBundle(ctx, opts.Bundle, VerifyOptions{RequireSignature: opts.Verify, SkipSignature: !opts.Verify})
 	if err != nil {
 		return nil, err
 	}

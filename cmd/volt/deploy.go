@@ -32,7 +32,8 @@ import leaves the previous deployment running.`,
 volt bundle import --verify --run-hooks prod.vbundle
 volt bundle import --set DB_PASSWORD=secret --set APP_ENV=staging my-stack.vbundle
 volt bundle import --no-start my-stack.vbundle
-volt bundle import --force my-stack.vbundle`,
+volt bundle import --force my-stack.vbundle
+volt bundle import oci://registry.example:5000/team/my-stack:v1.2.0`,
 		args: exactArgs(1, "BUNDLE"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 			verify := fs.Bool("verify", false, "require a trusted signature")
@@ -46,8 +47,10 @@ volt bundle import --force my-stack.vbundle`,
 				if err != nil {
 					return withHint(exitUsage, err, "")
 				}
-				if _, err := os.Stat(args[0]); err != nil {
-					return err
+				if !strings.HasPrefix(args[0], "oci://") {
+					if _, err := os.Stat(args[0]); err != nil {
+						return err
+					}
 				}
 				st, err := a.eng.Import(ctx, engine.ImportOptions{
 					ImportOptions: deploy.ImportOptions{Bundle: args[0], Vars: vars, RunHooks: *hooks, NoStart: *noStart, Force: *force, Name: *name},
