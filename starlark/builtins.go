@@ -184,7 +184,7 @@ func (ev *evaluator) bind(c *call, args sl.Tuple, kwargs []sl.Tuple) error {
 	for _, kv := range kwargs {
 		k := string(kv[0].(sl.String))
 		if indexOfParam(b, k) < 0 {
-			return errorf("%s: unknown keyword argument %q%s", b.Name, k, suggest(k, names)).atPos(ev.argPos(c, k, -1))
+			return errorf("%s: unknown keyword argument %q%s", b.Name, k, meanHint(k, names)).atPos(ev.argPos(c, k, -1))
 		}
 		if _, dup := c.args[k]; dup {
 			return errorf("%s: argument %q given twice", b.Name, k).atPos(ev.argPos(c, k, -1))

@@ -110,7 +110,7 @@ func oneOf(choices ...string) func(sl.Value) error {
 	return func(v sl.Value) error {
 		s, _ := sl.AsString(v)
 		if !slices.Contains(choices, s) {
-			return fmt.Errorf("%q is not one of %s%s", s, strings.Join(choices, ", "), suggest(s, choices))
+			return fmt.Errorf("%q is not one of %s%s", s, strings.Join(choices, ", "), meanHint(s, choices))
 		}
 		return nil
 	}
@@ -414,7 +414,7 @@ func (ev *evaluator) bBundle(c *call) (sl.Value, error) {
 	slices.Sort(setKeys)
 	for _, k := range setKeys {
 		if _, ok := specs[k]; !ok {
-			return nil, errorf("--set %s: the recipe declares no parameter %q%s (declared: %s)", k, k, suggest(k, declared), listOrNone(declared)).
+			return nil, errorf("--set %s: the recipe declares no parameter %q%s (declared: %s)", k, k, meanHint(k, declared), listOrNone(declared)).
 				withHint("declare it in bundle(params = {...}) or drop the --set")
 		}
 	}

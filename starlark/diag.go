@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/volt-cli/volt/engine/plan"
+	"github.com/volt-cli/volt/engine/suggest"
 )
 
 // Diagnostic is a recipe error: a syntax, resolve or evaluation error, or
@@ -101,39 +102,17 @@ func didYouMean(name string, candidates []string) string {
 		if c == name {
 			continue
 		}
-		if d := editDistance(strings.ToLower(name), strings.ToLower(c)); d < bestD {
+		if d := suggest.Distance(strings.ToLower(name), strings.ToLower(c)); d < bestD {
 			best, bestD = c, d
 		}
 	}
 	return best
 }
 
-// suggest renders ` (did you mean "x"?)` or "".
-func suggest(name string, candidates []string) string {
+// meanHint renders ` (did you mean "x"?)` or "".
+func meanHint(name string, candidates []string) string {
 	if s := didYouMean(name, candidates); s != "" {
 		return fmt.Sprintf(" (did you mean %q?)", s)
 	}
 	return ""
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }

@@ -25,7 +25,7 @@ func Docs(w io.Writer, builtin string) error {
 			for _, x := range builtinTable {
 				names = append(names, x.Name)
 			}
-			return fmt.Errorf("recipe docs: no builtin %q%s", builtin, suggest(builtin, names))
+			return fmt.Errorf("recipe docs: no builtin %q%s", builtin, meanHint(builtin, names))
 		}
 		writeBuiltinDoc(&b, bt)
 	} else {

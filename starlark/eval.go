@@ -424,7 +424,7 @@ func (ev *evaluator) syntaxDiag(err error) *Diagnostic {
 			if h, ok := literalHints[name]; ok {
 				hint = h
 			} else {
-				msg += suggest(name, ev.globalNames(e.Pos.Filename()))
+				msg += meanHint(name, ev.globalNames(e.Pos.Filename()))
 			}
 		}
 		switch {

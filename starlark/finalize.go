@@ -202,13 +202,13 @@ func (ev *evaluator) checkServices(names []string) error {
 			}
 			if _, ok := d.services[dep]; !ok {
 				if d.extra == nil || d.extra.Services[dep] == nil {
-					return ev.diagPos(s.depsAt, fmt.Sprintf("service %q depends on unknown service %q%s", n, dep, suggest(dep, names)), "")
+					return ev.diagPos(s.depsAt, fmt.Sprintf("service %q depends on unknown service %q%s", n, dep, meanHint(dep, names)), "")
 				}
 			}
 		}
 		for _, net := range nets {
 			if _, ok := d.networks[net]; !ok {
-				return ev.diagPos(s.at, fmt.Sprintf("service %q joins unknown network %q%s", n, net, suggest(net, sortedKeys(d.networks))),
+				return ev.diagPos(s.at, fmt.Sprintf("service %q joins unknown network %q%s", n, net, meanHint(net, sortedKeys(d.networks))),
 					fmt.Sprintf("declare it: network(%q)", net))
 			}
 		}

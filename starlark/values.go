@@ -87,7 +87,7 @@ func (v *paramsValue) Attr(name string) (sl.Value, error) {
 	val, ok := d.paramValues[name]
 	if !ok {
 		names := v.AttrNames()
-		return nil, errorf("no parameter %q%s (declared: %s)", name, suggest(name, names), listOrNone(names)).
+		return nil, errorf("no parameter %q%s (declared: %s)", name, meanHint(name, names), listOrNone(names)).
 			withHint(fmt.Sprintf("declare it: bundle(..., params = {%q: param.string(default = \"\")})", name))
 	}
 	return val, nil

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/volt-cli/volt/engine/suggest"
 )
 
 // Sentinel errors callers branch on with errors.Is.
@@ -71,7 +73,7 @@ func (f *File) Position(path string) Pos {
 func didYouMean(got string, known []string) string {
 	best, bestD := "", -1
 	for _, k := range known {
-		d := editDistance(strings.ToLower(got), k)
+		d := suggest.Distance(strings.ToLower(got), k)
 		if bestD < 0 || d < bestD || (d == bestD && k < best) {
 			best, bestD = k, d
 		}
@@ -86,25 +88,4 @@ func didYouMean(got string, known []string) string {
 	sorted := append([]string(nil), known...)
 	sort.Strings(sorted)
 	return "known keys: " + strings.Join(sorted, ", ")
-}
-
-// editDistance is the Levenshtein distance between a and b (bytes).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

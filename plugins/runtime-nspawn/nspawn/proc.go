@@ -1,68 +1,23 @@
 package nspawn
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/volt-cli/volt/sdk/proc"
 )
 
-// procInfo is what Volt reads from /proc/PID/stat.
-type procInfo struct {
-	State     byte   // field 3: R, S, D, Z, ...
-	PPID      int    // field 4
-	StartTime uint64 // field 22: start time in clock ticks after boot
-}
+// procInfo is what the runtime reads from /proc/PID/stat (sdk/proc).
+type procInfo = proc.Stat
 
-// parseStat parses the contents of /proc/PID/stat. The command name (field 2)
-// may contain spaces and parentheses, so fields are counted after the last ')'.
-func parseStat(b []byte) (procInfo, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 > len(b) {
-		return procInfo{}, fmt.Errorf("parse /proc stat: no command field")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state), f[1] field 4 (ppid), f[19] field 22 (starttime).
-	if len(f) < 20 || len(f[0]) != 1 {
-		return procInfo{}, fmt.Errorf("parse /proc stat: %d fields after command, want at least 20", len(f))
-	}
-	ppid, err := strconv.Atoi(f[1])
-	if err != nil {
-		return procInfo{}, fmt.Errorf("parse /proc stat: ppid %q: %w", f[1], err)
-	}
-	st, err := strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
-		return procInfo{}, fmt.Errorf("parse /proc stat: starttime %q: %w", f[19], err)
-	}
-	return procInfo{State: f[0][0], PPID: ppid, StartTime: st}, nil
-}
+func parseStat(b []byte) (procInfo, error) { return proc.ParseStat(b) }
+func readProc(pid int) (procInfo, error)   { return proc.Read(pid) }
 
-// readProc reads /proc/PID/stat. A missing process yields an error wrapping os.ErrNotExist.
-func readProc(pid int) (procInfo, error) {
-	if pid <= 0 {
-		return procInfo{}, fmt.Errorf("read /proc stat: pid %d: %w", pid, os.ErrNotExist)
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procInfo{}, fmt.Errorf("read /proc/%d/stat: %w", pid, err)
-	}
-	return parseStat(b)
-}
-
-// alive reports whether pid is a live (non-zombie) process that started at
-// startTime; a start time of 0 skips that check.
-func alive(pid int, startTime uint64) bool {
-	pi, err := readProc(pid)
-	if err != nil {
-		return false
-	}
-	if pi.State == 'Z' || pi.State == 'X' {
-		return false
-	}
-	return startTime == 0 || pi.StartTime == startTime
-}
+// alive reports whether pid is a live process that started at startTime.
+func alive(pid int, startTime uint64) bool { return proc.Alive(pid, startTime) }
 
 // childrenOf lists the pids whose parent is ppid, by scanning /proc (this
 // kernel has no /proc/PID/task/TID/children). Children almost always have
