@@ -1,0 +1,140 @@
+package build
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/volt-cli/volt/engine/bundle"
+	"github.com/volt-cli/volt/engine/constellation"
+	"github.com/volt-cli/volt/engine/plan"
+)
+
+// testPlan is one container whose image is a small (non-gzip) tar, one
+// overlay and one hook, on linux/amd64.
+func testPlan(t *testing.T) *plan.Plan {
+	t.Helper()
+	root := t.TempDir()
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	tw.WriteHeader(&tar.Header{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755})
+	tw.WriteHeader(&tar.Header{Name: "etc/motd", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3})
+	tw.Write([]byte("hi\n"))
+	tw.Close()
+	files := map[string][]byte{"img.tar": tb.Bytes(), "app.conf": []byte("x=${X:-1}\n"), "pre.sh": []byte("#!/bin/sh\n")}
+	for n, b := range files {
+		os.WriteFile(filepath.Join(root, n), b, 0o644)
+	}
+	at := plan.Pos{File: "volt.star", Line: 3, Col: 1}
+	return &plan.Plan{
+		Name: "t", Version: "1.0.0", Platforms: []string{"linux/amd64"}, Root: root,
+		Constellation: &constellation.File{Version: "1", Name: "t", Containers: map[string]*constellation.Container{"web": {Image: constellation.ImageRef{Single: "img.tar"}}}},
+		Services: []*plan.Service{{Name: "web", Type: plan.Container, At: at,
+			Images: map[string]*plan.ImageSource{"linux/amd64": {Kind: plan.KindFile, Path: "img.tar", At: at}},
+			Config: []plan.Overlay{{Source: "app.conf", Target: "/etc/app.conf", Template: true, At: at}}}},
+		Hooks: []plan.Hook{{Kind: "pre-deploy", Path: "pre.sh", At: at}},
+	}
+}
+
+func TestDryRunLayout(t *testing.T) {
+	l, err := DryRun(context.Background(), testPlan(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range l.Entries {
+		names = append(names, e.Name)
+	}
+	want := "compose.yaml config/web/app.conf hooks/pre-deploy.sh images/web/linux-amd64.tar"
+	if strings.Join(names, " ") != want {
+		t.Errorf("entries = %v, want %s", names, want)
+	}
+	if l.Manifest.Services["web"].Images["linux/amd64"].Format != bundle.FormatRootfs {
+		t.Errorf("format not detected from content: %+v", l.Manifest.Services["web"].Images["linux/amd64"])
+	}
+}
+
+func TestBuildErrorsPointAtTheRecipe(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(p *plan.Plan)
+		opts   Options
+		want   string
+	}{
+		{"missing image", func(p *plan.Plan) { os.Remove(filepath.Join(p.Root, "img.tar")) }, Options{}, `volt.star:3:1: image "img.tar" does not exist`},
+		{"undeclared platform", nil, Options{Platforms: []string{"linux/arm64"}}, `platform "linux/arm64" is not one the bundle declares`},
+		{"no image for a platform", func(p *plan.Plan) { p.Platforms = append(p.Platforms, "linux/arm64") }, Options{}, `has no image for platform linux/arm64`},
+		{"vm with a tar", func(p *plan.Plan) { p.Services[0].Type = plan.VM }, Options{}, "want a qcow2 or raw disk"},
+		{"missing overlay", func(p *plan.Plan) { os.Remove(filepath.Join(p.Root, "app.conf")) }, Options{}, `file "app.conf" does not exist`},
+		{"directory without a packer", func(p *plan.Plan) {
+			os.Mkdir(filepath.Join(p.Root, "dir"), 0o755)
+			p.Services[0].Images["linux/amd64"] = &plan.ImageSource{Kind: plan.KindRootfs, Path: "dir"}
+		}, Options{}, "needs the format-oci plugin"},
+		{"build without a builder", func(p *plan.Plan) {
+			p.Services[0].Images["linux/amd64"] = &plan.ImageSource{Kind: plan.KindBuild, Build: &plan.BuildStep{}}
+		}, Options{}, ErrNoBuilder.Error()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testPlan(t)
+			if tc.change != nil {
+				tc.change(p)
+			}
+			out := filepath.Join(t.TempDir(), "x.vbundle")
+			tc.opts.Output = out
+			_, err := Build(context.Background(), p, tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			var pe *plan.Error
+			if !errors.As(err, &pe) {
+				t.Errorf("error is not a *plan.Error: %T", err)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("a failed build left %s", out)
+			}
+		})
+	}
+}
+
+func TestBuildReproducibleAndSelfContained(t *testing.T) {
+	p := testPlan(t)
+	dir := t.TempDir()
+	opts := Options{Created: time.Unix(1700000000, 0)}
+	var outs [][]byte
+	for _, name := range []string{"a.vbundle", "b.vbundle"} {
+		opts.Output = filepath.Join(dir, name)
+		m, err := Build(context.Background(), p, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Created != "2023-11-14T22:13:20Z" {
+			t.Errorf("created = %s", m.Created)
+		}
+		b, _ := os.ReadFile(opts.Output)
+		outs = append(outs, b)
+	}
+	if !bytes.Equal(outs[0], outs[1]) {
+		t.Errorf("two builds differ")
+	}
+	r, err := bundle.Open(filepath.Join(dir, "a.vbundle"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	rc, _ := r.OpenEntry("compose.yaml")
+	var buf bytes.Buffer
+	buf.ReadFrom(rc)
+	rc.Close()
+	if !strings.Contains(buf.String(), "images/web/linux-amd64.tar") {
+		t.Errorf("compose.yaml does not name the bundle's image entry:\n%s", buf.String())
+	}
+	if p.Constellation.Containers["web"].Image.Single != "img.tar" {
+		t.Errorf("build changed the Plan's Constellation")
+	}
+}
