@@ -10,7 +10,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/volt-cli/volt/engine/atomicfile"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/engine/build"
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/constellation"

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/volt-cli/volt/engine/atomicfile"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/engine/cas"
 )
 

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/volt-cli/volt/engine/atomicfile"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/constellation"
 	"github.com/volt-cli/volt/engine/plan"

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/volt-cli/volt/engine/atomicfile"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/sandbox"
 )

@@ -9,7 +9,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/volt-cli/volt/engine/atomicfile"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/sdk"
 )
 

@@ -17,7 +17,7 @@ import (
 
 	godigest "github.com/opencontainers/go-digest"
 
-	"github.com/volt-cli/volt/engine/atomicfile"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/engine/cas"
 )
 

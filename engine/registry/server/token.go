@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/volt-cli/volt/engine/atomicfile"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // Actions a token grants on a repository.

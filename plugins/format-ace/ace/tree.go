@@ -17,9 +17,9 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"go.yaml.in/yaml/v3"
-
 	"github.com/volt-cli/volt/sdk"
+	"github.com/volt-cli/volt/sdk/atomicfile"
+	"go.yaml.in/yaml/v3"
 )
 
 // Tree file names (docs/plugins-formats.md).
@@ -194,7 +194,7 @@ func copyImage(ctx context.Context, a *Archive, svc, dst string) (string, int64,
 	}
 	defer rc.Close()
 	var n int64
-	err = publish(dst, func(f *os.File) error {
+	err = atomicfile.Publish(dst, 0o644, func(f *os.File) error {
 		n, err = io.Copy(f, ctxReader{ctx, rc})
 		return err
 	})
@@ -229,46 +229,8 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// publish writes path atomically (temp file in the same directory, fsync,
-// rename, fsync of the directory), creating parent directories.
-func publish(p string, fn func(f *os.File) error) error {
-	dir := filepath.Dir(p)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %q: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create temp for %q: %w", p, err)
-	}
-	defer os.Remove(f.Name())
-	if err := fn(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %q: %w", p, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), p); err != nil {
-		return fmt.Errorf("publish %q: %w", p, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 func writeFile(p string, b []byte) error {
-	return publish(p, func(f *os.File) error { _, err := f.Write(b); return err })
+	return atomicfile.Publish(p, 0o644, func(f *os.File) error { _, err := f.Write(b); return err })
 }
 
 // zipEpoch is the fixed timestamp of every entry FromTree writes.
@@ -358,7 +320,7 @@ func FromTree(ctx context.Context, dir, staging string) ([]sdk.PackedFile, error
 		return nil, err
 	}
 	out := name + ".zip"
-	err = publish(filepath.Join(staging, out), func(f *os.File) error {
+	err = atomicfile.Publish(filepath.Join(staging, out), 0o644, func(f *os.File) error {
 		zw := zip.NewWriter(f)
 		w, err := zw.CreateHeader(&zip.FileHeader{Name: "compose.json", Method: zip.Deflate, Modified: zipEpoch})
 		if err != nil {

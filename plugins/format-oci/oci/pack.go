@@ -25,8 +25,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
-
 	"github.com/volt-cli/volt/sdk"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // Compression choices for Pack.
@@ -242,48 +242,12 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 
 func (hw *hashWriter) digest() digest.Digest { return digest.NewDigest(digest.SHA256, hw.h) }
 
-// publish writes a file atomically: fn writes into a temp file in the
-// target's directory, which is synced, renamed over target, and the
-// directory synced.
-func publish(target string, fn func(f *os.File) error) error {
-	dir := filepath.Dir(target)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create temp in %q: %w", dir, err)
-	}
-	defer os.Remove(f.Name())
-	if err := fn(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %q: %w", target, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), target); err != nil {
-		return fmt.Errorf("publish %q: %w", target, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // PackRootfs writes dir as a deterministic compressed rootfs tarball at out.
 func PackRootfs(ctx context.Context, dir, out string, o PackOptions) error {
 	if err := o.normalise(); err != nil {
 		return err
 	}
-	return publish(out, func(f *os.File) error {
+	return atomicfile.Publish(out, 0o644, func(f *os.File) error {
 		zw, err := o.compressor(f)
 		if err != nil {
 			return err
@@ -377,7 +341,7 @@ func PackOCI(ctx context.Context, dir, out string, o PackOptions) (*PackResult, 
 	sort.Slice(blobs, func(i, j int) bool { return blobs[i].name < blobs[j].name })
 	entries := append(append([]entry{}, blobs...), entry{name: "index.json", data: idxJSON}, entry{name: "oci-layout", data: layoutJSON})
 	mtime := time.Unix(o.MTime, 0)
-	err = publish(out, func(f *os.File) error {
+	err = atomicfile.Publish(out, 0o644, func(f *os.File) error {
 		tw := tar.NewWriter(f)
 		for _, d := range []string{"blobs/", "blobs/sha256/"} {
 			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: mtime}); err != nil {

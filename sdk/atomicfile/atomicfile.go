@@ -110,3 +110,20 @@ func SyncDir(dir string) error {
 	}
 	return nil
 }
+
+// Publish atomically replaces path (creating its directory if needed) with
+// what fn writes into the temporary file; perm is the final file's mode.
+func Publish(path string, perm os.FileMode, fn func(f *os.File) error) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	f, err := Create(path, perm)
+	if err != nil {
+		return err
+	}
+	if err := fn(f.File); err != nil {
+		f.Abort()
+		return err
+	}
+	return f.Commit()
+}
