@@ -10,13 +10,13 @@ import (
 	"sort"
 	"time"
 
-	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/engine/build"
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/constellation"
 	"github.com/volt-cli/volt/engine/plan"
 	"github.com/volt-cli/volt/engine/sign"
 	"github.com/volt-cli/volt/sdk"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // aceFormat is the plugin format name of ACE bundles (FORMATS.md §3).

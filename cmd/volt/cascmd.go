@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/engine/cas"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 func casCommand() *command {

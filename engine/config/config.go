@@ -14,8 +14,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/engine/suggest"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // Kind is the type of a configuration value.

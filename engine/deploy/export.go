@@ -8,11 +8,11 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/constellation"
 	"github.com/volt-cli/volt/engine/plan"
 	"github.com/volt-cli/volt/sdk"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // composeFile is the stack's Constellation, kept for export.

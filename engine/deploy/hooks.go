@@ -12,9 +12,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/sandbox"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // HookTimeout bounds one hook run.

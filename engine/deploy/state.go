@@ -9,8 +9,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/sdk"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // StateVersion is the version of stack.json this package writes.

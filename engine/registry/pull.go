@@ -21,9 +21,9 @@ import (
 	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2/registry/remote"
 
-	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/digest"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // Entry names a partial bundle keeps from the bundle it was cut from.

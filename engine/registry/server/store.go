@@ -17,8 +17,8 @@ import (
 
 	godigest "github.com/opencontainers/go-digest"
 
-	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/engine/cas"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // Name and tag grammars of the OCI Distribution spec. Both are safe as
