@@ -110,7 +110,8 @@ func ServerPluginSet(impl any) (plugin.PluginSet, error) {
 }
 
 // Serve runs impl (an sdk.Runtime or sdk.Format) as a plugin over go-plugin
-// (gRPC, AutoMTLS when the host asks for it) and returns when the host goes
+// (gRPC over mutual TLS: the host's Ed25519 pair from TLSEnv, or go-plugin's
+// AutoMTLS when the host asks for that) and returns when the host goes
 // away. It must be the first thing main does: stdout is the handshake
 // channel, and logs belong on stderr. A value that is neither a Runtime nor a
 // Format is a programming error: Serve prints why on stderr and exits with
@@ -128,10 +129,16 @@ func Serve(impl any) {
 			os.Exit(3)
 		}
 	}
+	tlsProvider, err := serverTLSFromEnv()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sdk.Serve: %v\n", err)
+		os.Exit(3)
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{WireVersion: set},
 		GRPCServer:       plugin.DefaultGRPCServer,
+		TLSProvider:      tlsProvider,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Output:     os.Stderr,
 			Level:      hclog.LevelFromString(os.Getenv("VOLT_PLUGIN_LOG_LEVEL")),
