@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/volt-cli/volt/engine/digest"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // Entry is one file to put in a bundle: either the file at Path, read once
@@ -359,6 +360,7 @@ type zipWriter struct {
 	progress func(done, total int64)
 	done     int64
 	total    int64
+	kicked   int64 // file offset up to which writeback has been started
 }
 
 // countWriter counts bytes passed to w.
@@ -374,6 +376,9 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 // writeEntry writes e at zw.off and returns its BLAKE3 digest.
+// writebackSpan is how much written data prompts an early writeback.
+const writebackSpan = 8 << 20
+
 func (zw *zipWriter) writeEntry(ctx context.Context, e *prepEntry) (string, error) {
 	ze := zentry{name: e.Name, method: methodStore, offset: uint64(zw.off), usize: uint64(e.size)}
 	if e.Compress {
@@ -423,6 +428,12 @@ func (zw *zipWriter) writeEntry(ctx context.Context, e *prepEntry) (string, erro
 				return "", fmt.Errorf("entry %q: %w", e.Name, err)
 			}
 			zw.done += int64(k)
+			if pos := zw.off + hdrLen + cw.n - int64(zw.bw.Buffered()); pos-zw.kicked >= writebackSpan {
+				// Start writing back what is written so far, so the final fsync
+				// overlaps with the rest of the write instead of following it.
+				atomicfile.StartWriteback(zw.f, zw.kicked, pos-zw.kicked)
+				zw.kicked = pos
+			}
 			if zw.progress != nil {
 				zw.progress(zw.done, zw.total)
 			}

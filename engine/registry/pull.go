@@ -351,7 +351,7 @@ func assemble(ctx context.Context, fe *fetched, out string, o Options, recv *ato
 			if err := fetchTo(gctx, fe.repo, l, want, w, prog, recv); err != nil {
 				return err
 			}
-			startWriteback(f, h.off, h.size)
+			atomicfile.StartWriteback(f, h.off, h.size)
 			return nil
 		})
 	}
