@@ -144,12 +144,8 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (*deploy.Workload, *de
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, s := range d.Status(ctx, st) {
-		if s.Name == w.Name {
-			return w, &s, nil
-		}
-	}
-	return w, nil, nil
+	s := d.StatusOf(ctx, st, w)
+	return w, &s, nil
 }
 
 // DestroyStack stops and removes a stack.

@@ -174,42 +174,43 @@ type WorkloadStatus struct {
 func (d *Deployer) Status(ctx context.Context, st *Stack) []WorkloadStatus {
 	out := make([]WorkloadStatus, 0, len(st.Workloads))
 	for i := range st.Workloads {
-		w := &st.Workloads[i]
-		row := WorkloadStatus{Stack: st.Name, Service: w.Service, Name: w.Name, Type: w.Type, Status: w.Status}
-		if st.Phase == PhaseDeploying {
-			row.Status, row.Reason = "interrupted", "the import did not finish; run the import again"
-			out = append(out, row)
-			continue
-		}
-		if w.Handle == nil {
-			row.Status = sdk.StatusStopped
-			out = append(out, row)
-			continue
-		}
-		rt, err := d.Plugins.Runtime(ctx, w.Runtime)
-		if err != nil {
-			row.Status, row.Reason = sdk.StatusUnknown, err.Error()
-			out = append(out, row)
-			continue
-		}
-		if err := rt.Recover(ctx, *w.Handle); err != nil && !errors.Is(err, sdk.ErrNotFound) {
-			row.Status, row.Reason = sdk.StatusUnknown, err.Error()
-			out = append(out, row)
-			continue
-		}
-		ws, err := rt.Inspect(ctx, *w.Handle)
-		if err != nil {
-			row.Status, row.Reason = sdk.StatusUnknown, err.Error()
-		} else {
-			row.Status, row.Reason, row.PID, row.ExitCode = ws.State, ws.Reason, ws.PID, ws.ExitCode
-			row.Started = ws.StartedAt
-			if row.Started.IsZero() {
-				row.Started = w.Started
-			}
-		}
-		out = append(out, row)
+		out = append(out, d.StatusOf(ctx, st, &st.Workloads[i]))
 	}
 	return out
+}
+
+// StatusOf asks one workload's runtime for its state (see Status).
+func (d *Deployer) StatusOf(ctx context.Context, st *Stack, w *Workload) WorkloadStatus {
+	row := WorkloadStatus{Stack: st.Name, Service: w.Service, Name: w.Name, Type: w.Type, Status: w.Status}
+	if st.Phase == PhaseDeploying {
+		row.Status, row.Reason = "interrupted", "the import did not finish; run the import again"
+		return row
+	}
+	if w.Handle == nil {
+		row.Status = sdk.StatusStopped
+		return row
+	}
+	unknown := func(err error) WorkloadStatus {
+		row.Status, row.Reason = sdk.StatusUnknown, err.Error()
+		return row
+	}
+	rt, err := d.Plugins.Runtime(ctx, w.Runtime)
+	if err != nil {
+		return unknown(err)
+	}
+	if err := rt.Recover(ctx, *w.Handle); err != nil && !errors.Is(err, sdk.ErrNotFound) {
+		return unknown(err)
+	}
+	ws, err := rt.Inspect(ctx, *w.Handle)
+	if err != nil {
+		return unknown(err)
+	}
+	row.Status, row.Reason, row.PID, row.ExitCode = ws.State, ws.Reason, ws.PID, ws.ExitCode
+	row.Started = ws.StartedAt
+	if row.Started.IsZero() {
+		row.Started = w.Started
+	}
+	return row
 }
 
 // Find locates a workload by "stack/service" or by its host-unique name.
