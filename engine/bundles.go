@@ -377,7 +377,7 @@ func (e *Engine) VerifyBundle(ctx context.Context, path string, opts VerifyOptio
 		}
 		return fail(Check{Name: "integrity", Detail: detail})
 	}
-	rep.Checks = append(rep.Checks, Check{Name: "integrity", OK: true, Detail: fmt.Sprintf("%d files verified (blake3, %s)", len(vr.Entries), humanBytes(vr.Bytes))})
+	rep.Checks = append(rep.Checks, Check{Name: "integrity", OK: true, Detail: fmt.Sprintf("%d files verified (blake3, %s)", len(vr.Entries), FormatSize(vr.Bytes))})
 	if refs := casRefs(r.Manifest()); len(refs) > 0 {
 		if !opts.Deep {
 			rep.Checks = append(rep.Checks, Check{Name: "cas", OK: true, Skip: true, Detail: fmt.Sprintf("%d CAS references not checked (use --deep)", len(refs))})
@@ -463,15 +463,21 @@ func SplitParams(pairs []string) (map[string]string, error) {
 	return out, nil
 }
 
-// humanBytes renders a byte count for messages ("1.2 GB").
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.1f GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+// FormatSize renders a byte count in decimal units as people read sizes:
+// "512 B", "1.5 MB", "95 MB". The CLI uses it for tables and messages alike.
+func FormatSize(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
 	}
-	return fmt.Sprintf("%d B", n)
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	v := float64(n) / float64(div)
+	if v < 10 {
+		return fmt.Sprintf("%.1f %cB", v, "kMGTPE"[exp])
+	}
+	return fmt.Sprintf("%.0f %cB", v, "kMGTPE"[exp])
 }

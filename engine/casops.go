@@ -178,6 +178,6 @@ func (e *Engine) verifyCAS(ctx context.Context, refs []string) Check {
 		return c
 	}
 	c.OK = true
-	c.Detail = fmt.Sprintf("%d CAS objects present and whole (%s)", len(refs), humanBytes(rep.Bytes))
+	c.Detail = fmt.Sprintf("%d CAS objects present and whole (%s)", len(refs), FormatSize(rep.Bytes))
 	return c
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/volt-cli/volt/engine"
 )
 
 // table prints aligned columns; the first row is the header.
@@ -23,23 +25,8 @@ func (t *table) row(cells ...string) { fmt.Fprintln(t.tw, strings.Join(cells, "\
 
 func (t *table) flush() error { return t.tw.Flush() }
 
-// humanSize renders a byte count in decimal units as people read sizes: "95 MB".
-func humanSize(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	v := float64(n) / float64(div)
-	if v < 10 {
-		return fmt.Sprintf("%.1f %cB", v, "kMGTPE"[exp])
-	}
-	return fmt.Sprintf("%.0f %cB", v, "kMGTPE"[exp])
-}
+// humanSize renders a byte count as people read sizes: "95 MB".
+func humanSize(n int64) string { return engine.FormatSize(n) }
 
 // humanAge renders how long ago t was: "3 minutes ago".
 func humanAge(t time.Time, now time.Time) string {
