@@ -657,8 +657,11 @@ func crashStack(e *env) string {
 volumes:
   gate: {}
 `, hooks: map[string]string{"pre-deploy": `#!/bin/sh
+[ -f "$VOLT_STACK_DIR/hook-go" ] && exit 0
+sleep 1000 &
+echo $! > "$VOLT_STACK_DIR/hook-bg.pid"
 echo $$ > "$VOLT_STACK_DIR/hook.pid"
-[ -f "$VOLT_STACK_DIR/hook-go" ] || exec sleep 1000
+exec sleep 1000
 `}})
 }
 
@@ -676,15 +679,19 @@ func TestFaultKillDuringImport(t *testing.T) {
 	dbRoot, webRoot := e.rootfs("crash", "db"), e.rootfs("crash", "web")
 
 	// 1. Killed in the pre-deploy hook: nothing has started yet.
+	// The hook also leaves a child in the background, which must end too.
 	p := e.start("bundle", "import", "--run-hooks", b)
-	var hookPID int
+	var hookPID, bgPID int
 	waitFor(t, func() bool {
 		data, err := os.ReadFile(filepath.Join(stackDir, "hook.pid"))
 		hookPID, _ = strconv.Atoi(strings.TrimSpace(string(data)))
-		return err == nil && hookPID > 0 && strings.Contains(strings.Join(procArgs(hookPID), " "), "sleep")
+		data, _ = os.ReadFile(filepath.Join(stackDir, "hook-bg.pid"))
+		bgPID, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+		return err == nil && hookPID > 0 && bgPID > 0 && strings.Contains(strings.Join(procArgs(hookPID), " "), "sleep")
 	}, "the pre-deploy hook to run")
 	p.kill9(t)
 	waitFor(t, func() bool { return !alive(hookPID) }, "the hook of the killed import to end")
+	waitFor(t, func() bool { return !alive(bgPID) }, "the background child of the killed import's hook to end")
 	waitFor(t, func() bool { return len(pluginProcs()) == 0 }, "the killed import's plugins to end")
 	if rows := e.ps(true); len(rows) != 0 {
 		t.Errorf("after a kill in the pre-deploy hook, ps -a = %+v", rows)

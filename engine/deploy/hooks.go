@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/volt-cli/volt/engine/bundle"
@@ -107,11 +106,10 @@ func runHook(ctx context.Context, script, kind string, env []string, log *slog.L
 	if err != nil {
 		return err
 	}
+	// A hook, and what it starts, must not outlive the CLI (kill -9 during
+	// an import): it would go on changing the stack dir while a re-run of
+	// the import works there. The sandbox launcher sees to that.
 	cmd.Dir = stackDir
-	// A hook must not outlive a killed CLI (kill -9 during an import): it
-	// would go on changing the stack dir while a re-run of the import works
-	// there. The signal survives the launcher's exec into /bin/sh.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
