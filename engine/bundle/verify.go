@@ -57,9 +57,9 @@ func (rep *Report) Failures() []EntryResult {
 }
 
 // Verify hashes every entry listed in integrity.files and compares it with
-// its digest and declared size. Small entries are hashed concurrently;
-// a large stored entry is split into aligned BLAKE3 subtrees hashed on all
-// workers. The returned Report lists every entry's result. The error wraps
+// its digest and declared size. Entries are hashed concurrently, one per
+// worker; a stored entry larger than a worker's share of the bundle is
+// split into aligned BLAKE3 subtrees hashed on all workers. The returned Report lists every entry's result. The error wraps
 // ErrIntegrity when any entry fails (the report says which), or is the
 // context's error when ctx is cancelled.
 func (r *Reader) Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
@@ -86,8 +86,15 @@ func (r *Reader) Verify(ctx context.Context, opts VerifyOptions) (*Report, error
 		}
 	}
 
-	big := func(e *EntryResult) bool { return e.Stored && e.Size > 2*digest.SegmentSize && workers > 1 }
-	// Small and compressed entries: one per worker at a time.
+	// An entry is split across all workers only when it is more than a
+	// worker's share of the bundle: hashing whole entries one per worker is
+	// faster (one core hashes about 2 GB/s sequentially, against about
+	// 1.2 GB/s a core on the split path, whose BLAKE3 is slower), so the
+	// split pays only when one entry would otherwise keep a core busy alone.
+	big := func(e *EntryResult) bool {
+		return e.Stored && e.Size > 2*digest.SegmentSize && workers > 1 && e.Size > total/int64(workers)
+	}
+	// Other entries: one per worker at a time.
 	jobs := make(chan *EntryResult)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	"lukechampine.com/blake3"
+	"github.com/zeebo/blake3"
 )
 
 // Prefix starts every digest string.
@@ -23,12 +23,17 @@ const Size = 32
 // Len is the length of a digest string ("blake3:" + 64 hex).
 const Len = len(Prefix) + 2*Size
 
-// BufSize is the read size used when hashing streams: lukechampine.com/blake3
-// is about three times faster with 1 MiB writes than with 32 KiB ones.
+// BufSize is the read size used when hashing streams: big enough that the
+// SIMD hasher runs on full batches and syscalls are rare.
 const BufSize = 1 << 20
 
-// New returns a BLAKE3-256 hash.Hash.
-func New() *blake3.Hasher { return blake3.New(Size, nil) }
+// New returns a BLAKE3-256 hash.Hash. Sequential hashing uses
+// github.com/zeebo/blake3, the fastest single-core BLAKE3 for Go measured
+// here (about 2.9 GB/s a core on cached data against 1.8 for
+// lukechampine.com/blake3's SIMD primitives); ReaderAt's parallel path
+// needs chaining values of subtrees at any offset, which only
+// lukechampine.com/blake3/guts exposes (docs/cas.md, "Hashing").
+func New() *blake3.Hasher { return blake3.New() }
 
 // Format renders a raw 32-byte sum as a digest string.
 func Format(sum []byte) string { return Prefix + hex.EncodeToString(sum) }
