@@ -56,18 +56,24 @@ new3=$(echo "$put3" | field newBytes)
 casync make --store="$WORK/castr" "$WORK/v3.caibx" "$WORK/v3.img" >/dev/null
 cnew3=$("$B" caibx-new "$WORK/v1.caibx" "$WORK/v3.caibx" | field newBytes)
 
-# 4. Reassembly: cas get vs cat from page cache, both into a new file. Dirty
-# pages are flushed before each timed run so neither pays for the other's
-# writeback.
+# 4. Reassembly: cas get vs cat from page cache, both into a new file, best
+# of 3 each (the kernel's page-cache write path varies by 2x from run to run
+# here). Dirty pages are flushed before each timed run so neither pays for
+# the other's writeback.
 echo "get vs cat ..." >&2
 cat "$WORK/v1.img" >/dev/null
-sync
-t0=$(now); cat "$WORK/v1.img" >"$WORK/out.cat"; t1=$(now)
-cat_s=$(secs "$t0" "$t1"); rm -f "$WORK/out.cat"
-sync
-get_s=$(printf %.3f "$("$B" get -store "$WORK/store" -o "$WORK/out.get" "$ref1" | field seconds)")
-cmp -s "$WORK/v1.img" "$WORK/out.get" || { echo "cas get output differs!" >&2; exit 1; }
-rm -f "$WORK/out.get"
+cat_s=; get_s=
+for _ in 1 2 3; do
+  sync
+  t0=$(now); cat "$WORK/v1.img" >"$WORK/out.cat"; t1=$(now)
+  s=$(secs "$t0" "$t1"); rm -f "$WORK/out.cat"
+  cat_s=$(awk -v a="$s" -v b="${cat_s:-1e9}" 'BEGIN { printf "%.3f", (a < b ? a : b) }')
+  sync
+  s=$(printf %.3f "$("$B" get -store "$WORK/store" -o "$WORK/out.get" "$ref1" | field seconds)")
+  cmp -s "$WORK/v1.img" "$WORK/out.get" || { echo "cas get output differs!" >&2; exit 1; }
+  rm -f "$WORK/out.get"
+  get_s=$(awk -v a="$s" -v b="${get_s:-1e9}" 'BEGIN { printf "%.3f", (a < b ? a : b) }')
+done
 sync
 t0=$(now); casync extract --store="$WORK/castr" "$WORK/v1.caibx" "$WORK/out.casync" >/dev/null; t1=$(now)
 cx_s=$(secs "$t0" "$t1"); rm -f "$WORK/out.casync"
@@ -80,4 +86,4 @@ printf '%-44s %13s%% %13s%% %8s\n' "clustered 1% + insert: new bytes (<= 3%)" "$
 printf '%-44s %13s%% %13s%% %8s\n' "scattered 4 KiB runs: new bytes (<= casync)" "$(pct "$new3" "$SIZE")" "$(pct "$cnew3" "$SIZE")" "$(ratio "$new3" "$cnew3")"
 printf '%-44s %12ss %12ss\n' "get into a file / casync extract" "$get_s" "$cx_s"
 printf '%-44s %12ss %14s %7sx\n' "cat into a file (page cache)" "$cat_s" "" "$(ratio "$cat_s" "$get_s")"
-printf '\n(last ratio: cat time / get time, target >= 0.8)\n'
+printf '\n(get and cat: best of 3; last ratio: cat time / get time, target >= 0.8)\n'

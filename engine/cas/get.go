@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,27 +45,18 @@ func (s *Store) readChunk(c Chunk) (*[]byte, error) {
 	return p, nil
 }
 
-// readChunkRaw reads a local chunk and checks only its size.
+// readChunkRaw reads a local chunk and checks only its size. It uses raw
+// system calls: os.File's poller registration and blocking-mode fcntl calls
+// cost more than the read itself for 64 KiB files.
 func (s *Store) readChunkRaw(c Chunk) (*[]byte, error) {
-	p, fd, err := s.readChunkFile(c, false)
-	if fd >= 0 {
-		unix.Close(fd)
-	}
-	return p, err
-}
-
-// readChunkFile reads a local chunk and checks only its size; with keep it
-// also returns the open file descriptor (else -1; the caller closes it). It
-// uses raw system calls: os.File's poller registration and blocking-mode
-// fcntl calls cost more than the read itself for 64 KiB files.
-func (s *Store) readChunkFile(c Chunk, keep bool) (*[]byte, int, error) {
 	fd, err := unix.Open(s.chunkFile(c.ID), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
-		return nil, -1, fmt.Errorf("chunk %s: %w", c.ID, ErrMissing)
+		return nil, fmt.Errorf("chunk %s: %w", c.ID, ErrMissing)
 	}
 	if err != nil {
-		return nil, -1, fmt.Errorf("chunk %s: %w", c.ID, err)
+		return nil, fmt.Errorf("chunk %s: %w", c.ID, err)
 	}
+	defer unix.Close(fd)
 	p := getBuf(int(c.Size) + 1)
 	n := 0
 	for n < len(*p) {
@@ -74,8 +66,7 @@ func (s *Store) readChunkFile(c Chunk, keep bool) (*[]byte, int, error) {
 		}
 		if err != nil {
 			putBuf(p)
-			unix.Close(fd)
-			return nil, -1, fmt.Errorf("chunk %s: %w", c.ID, err)
+			return nil, fmt.Errorf("chunk %s: %w", c.ID, err)
 		}
 		if k == 0 {
 			break
@@ -84,15 +75,10 @@ func (s *Store) readChunkFile(c Chunk, keep bool) (*[]byte, int, error) {
 	}
 	if n != int(c.Size) {
 		putBuf(p)
-		unix.Close(fd)
-		return nil, -1, fmt.Errorf("chunk %s: size differs from the index's %d: %w", c.ID, c.Size, ErrCorrupt)
+		return nil, fmt.Errorf("chunk %s: size differs from the index's %d: %w", c.ID, c.Size, ErrCorrupt)
 	}
 	*p = (*p)[:n]
-	if !keep {
-		unix.Close(fd)
-		fd = -1
-	}
-	return p, fd, nil
+	return p, nil
 }
 
 // Get writes the object r to w, reading chunks ahead in parallel, and
@@ -116,46 +102,98 @@ func (s *Store) Get(ctx context.Context, r Ref, w io.Writer) error {
 
 type readResult struct {
 	p   *[]byte
-	fd  int // the chunk's file, in direct mode (else -1)
 	err error
 }
 
-// directOut returns w as a regular file that copy_file_range can write.
-func directOut(w io.Writer) *os.File {
-	f, ok := w.(*os.File)
-	if !ok {
-		return nil
-	}
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil
-	}
-	return f
+// batchBytes is how much assemble gathers before one write: big writes, as
+// cat makes, keep the per-write cost of the page cache low.
+const batchBytes = 4 << 20
+
+// batchWriter writes a batch of chunk buffers in order: one writev(2) for a
+// regular file, one Write per buffer otherwise. It never changes the
+// buffers (the hasher reads them afterwards).
+type batchWriter struct {
+	w    io.Writer
+	raw  syscall.RawConn // set for regular files
+	iovs [][]byte        // scratch
 }
 
-// copyChunk copies n bytes of a chunk file to out in the kernel
-// (copy_file_range: page cache to page cache, no copy through user space;
-// about three times faster than write(2) here). It reports false if the
-// kernel cannot do it for this pair of files and nothing was copied.
-func copyChunk(out, chunk int, n int) (bool, error) {
-	var off int64
-	for off < int64(n) {
-		k, err := unix.CopyFileRange(chunk, &off, out, nil, n-int(off), 0)
-		if err != nil {
-			if off == 0 && (errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EOPNOTSUPP)) {
-				return false, nil
+func newBatchWriter(w io.Writer) *batchWriter {
+	bw := &batchWriter{w: w}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			bw.raw, _ = f.SyscallConn()
+		}
+	}
+	return bw
+}
+
+func (bw *batchWriter) write(batch []*[]byte) error {
+	if bw.raw == nil {
+		for _, p := range batch {
+			if _, err := bw.w.Write(*p); err != nil {
+				return err
 			}
-			return true, err
 		}
-		if k == 0 {
-			return true, io.ErrUnexpectedEOF
-		}
+		return nil
 	}
-	return true, nil
+	bw.iovs = bw.iovs[:0]
+	for _, p := range batch {
+		bw.iovs = append(bw.iovs, *p)
+	}
+	var err error
+	// A regular file is never non-blocking: the callback runs once.
+	cerr := bw.raw.Write(func(fd uintptr) bool {
+		err = writevAll(int(fd), bw.iovs)
+		return true
+	})
+	if err == nil {
+		err = cerr
+	}
+	return err
 }
 
-// assemble streams x's chunks to w in order (w may be io.Discard) in 4 MiB
-// writes while another goroutine hashes them, and checks the whole-object
-// BLAKE3; on a mismatch it finds the corrupt chunk.
+// writevAll writes every byte of iovs (which it consumes) with writev(2),
+// resuming after short writes.
+func writevAll(fd int, iovs [][]byte) error {
+	for len(iovs) > 0 {
+		n, err := unix.Writev(fd, iovs)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		iovs = advance(iovs, n)
+	}
+	return nil
+}
+
+// advance drops the first n bytes from iovs, reslicing the partly written
+// buffer in place; the result starts with a non-empty buffer or is empty.
+func advance(iovs [][]byte, n int) [][]byte {
+	for len(iovs) > 0 && n >= len(iovs[0]) {
+		n -= len(iovs[0])
+		iovs = iovs[1:]
+	}
+	if len(iovs) > 0 {
+		iovs[0] = iovs[0][n:]
+	}
+	for len(iovs) > 0 && len(iovs[0]) == 0 {
+		iovs = iovs[1:]
+	}
+	return iovs
+}
+
+// assemble streams x's chunks to w in order (w may be io.Discard) and
+// checks the whole-object BLAKE3; on a mismatch it finds the corrupt chunk.
+// Workers read chunks ahead in parallel; this goroutine writes them in
+// batches of about batchBytes (one writev for a file), then hands each
+// written batch to a goroutine that hashes it and recycles its buffers. No
+// byte is copied in user space.
 func (s *Store) assemble(ctx context.Context, x *Index, w io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -166,12 +204,6 @@ func (s *Store) assemble(ctx context.Context, x *Index, w io.Writer) error {
 	window := 8 * s.workers()
 	jobs := make(chan job, window)
 	order := make(chan job, window)
-	out := directOut(w)
-	direct := out != nil
-	outFD := -1
-	if direct {
-		outFD = int(out.Fd())
-	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(jobs)
@@ -190,56 +222,46 @@ func (s *Store) assemble(ctx context.Context, x *Index, w io.Writer) error {
 		wg.Go(func() {
 			for j := range jobs {
 				if ctx.Err() != nil {
-					j.out <- readResult{fd: -1, err: ctx.Err()}
+					j.out <- readResult{err: ctx.Err()}
 					continue
 				}
-				p, fd, err := s.readChunkFile(j.c, out != nil)
-				j.out <- readResult{p, fd, err}
+				p, err := s.readChunkRaw(j.c)
+				j.out <- readResult{p, err}
 			}
 		})
 	}
-	// Chunks are copied into 4 MiB stages: one big write per stage (as
-	// cat does) and, beside it, the whole-object hash of the stage.
-	const stageSize = 4 << 20
-	free := make(chan []byte, 3)
-	for range 3 {
-		free <- make([]byte, 0, stageSize)
-	}
 	var whole hasher
-	hashq := make(chan []byte, 3)
+	hashq := make(chan []*[]byte, 2)
 	var hwg sync.WaitGroup
 	hwg.Go(func() {
-		for b := range hashq {
-			whole.Write(b)
-			free <- b[:0]
+		for batch := range hashq {
+			for _, p := range batch {
+				whole.Write(*p)
+				putBuf(p)
+			}
 		}
 	})
-	stage := <-free
-	var err error
+	bw := newBatchWriter(w)
+	var batch []*[]byte
+	pending := 0
 	flush := func() error {
-		if len(stage) == 0 {
+		if len(batch) == 0 {
 			return nil
 		}
-		var err error
-		if !direct {
-			_, err = w.Write(stage)
-		}
-		hashq <- stage
-		stage = <-free
+		err := bw.write(batch)
+		hashq <- batch // the hasher owns the buffers now
+		batch, pending = nil, 0
 		return err
-	}
-	release := func(r readResult) {
-		if r.p != nil {
-			putBuf(r.p)
-		}
-		if r.fd >= 0 {
-			unix.Close(r.fd)
-		}
 	}
 	fail := func(err error) error {
 		cancel()
+		for _, p := range batch {
+			putBuf(p)
+		}
 		for j := range order {
-			release(<-j.out)
+			if r := <-j.out; r.p != nil {
+				putBuf(r.p)
+			}
 		}
 		wg.Wait()
 		close(hashq)
@@ -252,36 +274,13 @@ func (s *Store) assemble(ctx context.Context, x *Index, w io.Writer) error {
 		if r.err != nil {
 			return fail(fmt.Errorf("object %s: at offset %d: %w", x.Ref, off, r.err))
 		}
-		data := *r.p
-		if direct {
-			var copied bool
-			if copied, err = copyChunk(outFD, r.fd, len(data)); err != nil {
-				release(r)
+		off += int64(len(*r.p))
+		batch = append(batch, r.p)
+		if pending += len(*r.p); pending >= batchBytes {
+			if err := flush(); err != nil {
 				return fail(fmt.Errorf("object %s: write: %w", x.Ref, err))
 			}
-			if !copied {
-				// Write the rest of the object through user space. The
-				// stage so far was copied already: hash it only.
-				if len(stage) > 0 {
-					hashq <- stage
-					stage = <-free
-				}
-				direct = false
-			}
 		}
-		off += int64(len(data))
-		for len(data) > 0 {
-			n := min(len(data), stageSize-len(stage))
-			stage = append(stage, data[:n]...)
-			data = data[n:]
-			if len(stage) == stageSize {
-				if err := flush(); err != nil {
-					release(r)
-					return fail(fmt.Errorf("object %s: write: %w", x.Ref, err))
-				}
-			}
-		}
-		release(r)
 	}
 	if err := flush(); err != nil {
 		return fail(fmt.Errorf("object %s: write: %w", x.Ref, err))

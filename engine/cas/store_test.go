@@ -39,7 +39,7 @@ func TestRoundTrip(t *testing.T) {
 			if got := get(t, s, ref); !bytes.Equal(got, tt.data) {
 				t.Fatalf("get returned %d bytes that differ from the %d put", len(got), len(tt.data))
 			}
-			// Into a regular file, chunks are copied by copy_file_range.
+			// Into a regular file, batches of chunks go out with writev.
 			if got := getFile(t, s, ref); !bytes.Equal(got, tt.data) {
 				t.Fatalf("get into a file: %d bytes that differ from the %d put", len(got), len(tt.data))
 			}
@@ -288,5 +288,28 @@ func TestStatAndPins(t *testing.T) {
 	}
 	if _, err := s.Stat(Ref{1}); !errors.Is(err, ErrMissing) {
 		t.Fatalf("Stat of an absent object: %v", err)
+	}
+}
+
+func TestAdvance(t *testing.T) {
+	bufs := func() [][]byte { return [][]byte{[]byte("abc"), nil, []byte("de"), []byte("f")} }
+	for _, tc := range []struct {
+		n    int
+		want string // remaining bytes, buffers separated by |
+	}{
+		{0, "abc||de|f"},
+		{1, "bc||de|f"},
+		{3, "de|f"},
+		{4, "e|f"},
+		{5, "f"},
+		{6, ""},
+	} {
+		var parts []string
+		for _, b := range advance(bufs(), tc.n) {
+			parts = append(parts, string(b))
+		}
+		if got := strings.Join(parts, "|"); got != tc.want {
+			t.Errorf("advance(%d) = %q, want %q", tc.n, got, tc.want)
+		}
 	}
 }
