@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/volt-cli/volt/sdk/proc"
 )
 
 // stackSrc describes a stack source tree to build into a bundle.
@@ -370,16 +372,6 @@ func pluginProcs() []int {
 	return out
 }
 
-// alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || !bytes.HasPrefix(bytes.TrimSpace(b[i+1:]), []byte("Z"))
-}
-
 // assertNothingDeployed checks that a refused import left no stack, no
 // workload, no container and no root behind.
 func (e *env) assertNothingDeployed(stack string, services ...string) {
@@ -690,8 +682,11 @@ func TestFaultKillDuringImport(t *testing.T) {
 		return err == nil && hookPID > 0 && bgPID > 0 && strings.Contains(strings.Join(procArgs(hookPID), " "), "sleep")
 	}, "the pre-deploy hook to run")
 	p.kill9(t)
-	waitFor(t, func() bool { return !alive(hookPID) }, "the hook of the killed import to end")
-	waitFor(t, func() bool { return !alive(bgPID) }, "the background child of the killed import's hook to end")
+	// Identify the processes by pid and start time: a reused pid is not the hook.
+	hookStat, _ := proc.Read(hookPID)
+	bgStat, _ := proc.Read(bgPID)
+	waitFor(t, func() bool { return !proc.Alive(hookPID, hookStat.StartTime) }, "the hook of the killed import to end")
+	waitFor(t, func() bool { return !proc.Alive(bgPID, bgStat.StartTime) }, "the background child of the killed import's hook to end")
 	waitFor(t, func() bool { return len(pluginProcs()) == 0 }, "the killed import's plugins to end")
 	if rows := e.ps(true); len(rows) != 0 {
 		t.Errorf("after a kill in the pre-deploy hook, ps -a = %+v", rows)
@@ -1044,7 +1039,7 @@ func TestFaultRecoverAfterExit(t *testing.T) {
 		}
 		return row.Status == "running" && row.PID > 0
 	}, "app running in a later invocation")
-	if !alive(row.PID) || !isNspawn(procArgs(row.PID)) {
+	if !proc.Alive(row.PID, 0) || !isNspawn(procArgs(row.PID)) {
 		t.Errorf("ps reports pid %d, which is not a live systemd-nspawn (%v)", row.PID, procArgs(row.PID))
 	}
 	waitNspawn(t, e.rootfs("survive", "app"), 1)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/volt-cli/volt/sdk/proc"
 )
 
 // parentEnv makes the test binary a CLI stand-in: it runs the script in the
@@ -185,19 +187,10 @@ func waitPID(t *testing.T, file string) int {
 func waitDead(t *testing.T, pid int) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if !alive(pid) {
+		if !proc.Alive(pid, 0) {
 			return
 		}
 	}
 	syscall.Kill(pid, syscall.SIGKILL)
 	t.Errorf("process %d outlived its supervisor", pid)
-}
-
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i < 0 || !bytes.HasPrefix(bytes.TrimSpace(b[i+1:]), []byte("Z"))
 }
