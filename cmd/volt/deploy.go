@@ -169,6 +169,8 @@ func logsCommand() *command {
 			tail := fs.IntP("tail", "n", 0, "print only the last N lines (0 = all)")
 			return func(ctx context.Context, a *app, args []string) error {
 				err := a.eng.Logs(ctx, args[0], *follow, *tail, a.stdout)
+				// Ctrl-C is how -f ends: the call reports a cancellation
+				// (ctx, or plugins stopped by the signal), not an error.
 				if *follow && errors.Is(err, context.Canceled) {
 					return nil
 				}

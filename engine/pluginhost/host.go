@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,10 +76,14 @@ type Host struct {
 	mu      sync.Mutex
 	closed  bool
 	plugins map[string]*proc
+	// closing is set when Close starts, before any plugin is killed, so
+	// calls that break because of it report a cancellation, not a crash.
+	closing atomic.Bool
 }
 
 // proc is one plugin process.
 type proc struct {
+	host    *Host
 	name    string
 	path    string
 	blake3  string
@@ -188,7 +193,7 @@ func (h *Host) get(ctx context.Context, name string) (*proc, error) {
 // completes the handshake and negotiates the API version. On any error the
 // process is gone when start returns.
 func (h *Host) start(ctx context.Context, f found) (*proc, error) {
-	p := &proc{name: f.name, path: f.path, stderr: &tailRing{}}
+	p := &proc{host: h, name: f.name, path: f.path, stderr: &tailRing{}}
 	fail := func(kind error, detail string, err error) (*proc, error) {
 		if p.client != nil {
 			p.client.Kill()
@@ -348,11 +353,17 @@ func (p *proc) callErr(ctx context.Context, method string, err error) error {
 	// connection drops mid-stream, Internal or a Canceled the caller did not
 	// ask for. Application errors (Unknown and the mapped codes) are the
 	// plugin's answer and pass through at once.
+	op := method[strings.LastIndexByte(method, '/')+1:]
 	switch status.Code(err) {
-	case codes.Unavailable, codes.Internal:
-	case codes.Canceled:
+	case codes.Unavailable, codes.Internal, codes.Canceled:
+		// Once the caller has cancelled, or the host is closing (Close, or
+		// SIGINT through CloseOnSignal, which races with the caller's own
+		// cancellation), a broken call is that cancellation's doing.
 		if ctx.Err() != nil {
-			return err
+			return fmt.Errorf("plugin %q: %s: %w (%s)", p.name, op, ctx.Err(), status.Convert(err).Message())
+		}
+		if p.host != nil && p.host.closing.Load() {
+			return fmt.Errorf("plugin %q: %s: %w: %w", p.name, op, ErrClosed, context.Canceled)
 		}
 	default:
 		return err
@@ -360,7 +371,6 @@ func (p *proc) callErr(ctx context.Context, method string, err error) error {
 	if !waitExited(p.client) {
 		return err
 	}
-	op := method[strings.LastIndexByte(method, '/')+1:]
 	return &PluginError{Plugin: p.name, Op: op, Kind: ErrPluginExited, Detail: "process died during the call",
 		StderrTail: p.stderr.Tail(stderrLines), Err: err}
 }
@@ -413,6 +423,7 @@ func Negotiate(host, plugin []int) (int, error) {
 // Close kills every plugin process this Host started and waits for them.
 // The Host refuses further use. It is safe to call more than once.
 func (h *Host) Close() {
+	h.closing.Store(true)
 	h.mu.Lock()
 	h.closed = true
 	ps := h.plugins

@@ -300,22 +300,11 @@ func TestKillMidCall(t *testing.T) {
 	dir := pluginDir(t, "runtime-exec")
 	h := newHost(t, Options{Dirs: []string{dir}})
 	ctx := context.Background()
-	rt, err := h.Runtime(ctx, "runtime-exec")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid := h.PID("runtime-exec")
-	out := &signalWriter{ch: make(chan struct{})}
-	done := make(chan error, 1)
-	go func() {
-		_, err := rt.Run(ctx, sdk.RunRequest{Command: []string{"/bin/sh", "-c", "echo started; exec sleep 61.2345"}, Output: out})
-		done <- err
-	}()
-	<-out.ch // the step is running
+	pid, done := startLongRun(t, h, "61.2345")
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	err = <-done
+	err := <-done
 	checkPluginErr(t, err, "runtime-exec", ErrPluginExited, []string{"Run"})
 	assertNoProcess(t, filepath.Join(dir, BinaryPrefix+"runtime-exec"))
 	// The build step died with the plugin.
@@ -488,4 +477,38 @@ func TestCloseOnSignal(t *testing.T) {
 	if !strings.Contains(stderr.String(), "plugin processes killed") {
 		t.Errorf("the signal did not close the host; child stderr:\n%s", stderr.String())
 	}
+}
+
+// TestCloseMidCall: a call broken because the host closed its plugin (as
+// CloseOnSignal does on Ctrl-C, racing with the caller's own cancellation)
+// reports a cancellation, not a crashed plugin.
+func TestCloseMidCall(t *testing.T) {
+	dir := pluginDir(t, "runtime-exec")
+	h := newHost(t, Options{Dirs: []string{dir}})
+	_, done := startLongRun(t, h, "61.2346")
+	h.Close()
+	err := <-done
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, ErrClosed) || errors.Is(err, ErrPluginExited) {
+		t.Errorf("Run broken by Close: err = %v, want a cancellation wrapping ErrClosed", err)
+	}
+	assertNoProcess(t, filepath.Join(dir, BinaryPrefix+"runtime-exec"))
+}
+
+// startLongRun starts runtime-exec's Run of a long sleep (tagged so that
+// tests can find it) and returns once it runs, with the plugin's pid and
+// the channel Run's error arrives on.
+func startLongRun(t *testing.T, h *Host, tag string) (int, chan error) {
+	t.Helper()
+	rt, err := h.Runtime(context.Background(), "runtime-exec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &signalWriter{ch: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := rt.Run(context.Background(), sdk.RunRequest{Command: []string{"/bin/sh", "-c", "echo started; exec sleep " + tag}, Output: out})
+		done <- err
+	}()
+	<-out.ch // the step is running
+	return h.PID("runtime-exec"), done
 }
