@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -120,6 +121,9 @@ func runHook(ctx context.Context, script, kind string, env []string, log *slog.L
 		tail := strings.TrimSpace(out.String())
 		if i := strings.LastIndexByte(tail, '\n'); i >= 0 {
 			tail = tail[i+1:]
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("did not finish within %s and was killed: %s", HookTimeout, tail)
 		}
 		if ee, ok := err.(*exec.ExitError); ok {
 			return fmt.Errorf("exit code %d: %s", ee.ExitCode(), tail)
