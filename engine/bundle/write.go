@@ -109,7 +109,7 @@ func Write(ctx context.Context, path string, m *Manifest, entries []Entry, opts 
 	}
 
 	tm, date := dosTime(created)
-	zw := &zipWriter{f: f, tm: tm, date: date, buf: make([]byte, digest.BufSize), progress: opts.Progress, total: total}
+	zw := &zipWriter{f: f, wb: atomicfile.NewWriteback(f, 0), tm: tm, date: date, buf: make([]byte, digest.BufSize), progress: opts.Progress, total: total}
 	man := zentry{name: ManifestName, method: methodStore, usize: uint64(len(placeholder)), csize: uint64(len(placeholder))}
 	zw.off = man.localHeaderLen() + int64(len(placeholder))
 	zw.bw = bufio.NewWriterSize(f, 256<<10)
@@ -360,7 +360,7 @@ type zipWriter struct {
 	progress func(done, total int64)
 	done     int64
 	total    int64
-	kicked   int64 // file offset up to which writeback has been started
+	wb       *atomicfile.Writeback
 }
 
 // countWriter counts bytes passed to w.
@@ -376,8 +376,6 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 // writeEntry writes e at zw.off and returns its BLAKE3 digest.
-// writebackSpan is how much written data prompts an early writeback.
-const writebackSpan = 8 << 20
 
 func (zw *zipWriter) writeEntry(ctx context.Context, e *prepEntry) (string, error) {
 	ze := zentry{name: e.Name, method: methodStore, offset: uint64(zw.off), usize: uint64(e.size)}
@@ -428,12 +426,9 @@ func (zw *zipWriter) writeEntry(ctx context.Context, e *prepEntry) (string, erro
 				return "", fmt.Errorf("entry %q: %w", e.Name, err)
 			}
 			zw.done += int64(k)
-			if pos := zw.off + hdrLen + cw.n - int64(zw.bw.Buffered()); pos-zw.kicked >= writebackSpan {
-				// Start writing back what is written so far, so the final fsync
-				// overlaps with the rest of the write instead of following it.
-				atomicfile.StartWriteback(zw.f, zw.kicked, pos-zw.kicked)
-				zw.kicked = pos
-			}
+			// Start writing back what is written so far, so the final fsync
+			// overlaps with the rest of the write instead of following it.
+			zw.wb.Advance(zw.off + hdrLen + cw.n - int64(zw.bw.Buffered()))
 			if zw.progress != nil {
 				zw.progress(zw.done, zw.total)
 			}

@@ -347,7 +347,9 @@ func assemble(ctx context.Context, fe *fetched, out string, o Options, recv *ato
 			return err
 		}
 		g.Go(func() error {
-			w := &limitedWriterAt{f: f, off: h.off, end: h.off + h.size}
+			// Writeback starts every few MiB, so the final fsync overlaps
+			// the download instead of following it.
+			w := &limitedWriterAt{f: f, off: h.off, end: h.off + h.size, wb: atomicfile.NewWriteback(f, h.off)}
 			if err := fetchTo(gctx, fe.repo, l, want, w, prog, recv); err != nil {
 				return err
 			}
@@ -649,6 +651,7 @@ func (g *gapWriter) Write(p []byte) (int, error) {
 type limitedWriterAt struct {
 	f        *os.File
 	off, end int64
+	wb       *atomicfile.Writeback // nil: no early writeback
 }
 
 func (w *limitedWriterAt) Write(p []byte) (int, error) {
@@ -657,5 +660,8 @@ func (w *limitedWriterAt) Write(p []byte) (int, error) {
 	}
 	n, err := w.f.WriteAt(p, w.off)
 	w.off += int64(n)
+	if w.wb != nil {
+		w.wb.Advance(w.off)
+	}
 	return n, err
 }

@@ -127,3 +127,28 @@ func Publish(path string, perm os.FileMode, fn func(f *os.File) error) error {
 	}
 	return f.Commit()
 }
+
+// WritebackSpan is how much newly written data makes a Writeback start
+// writing a region back.
+const WritebackSpan = 8 << 20
+
+// Writeback starts the kernel writing a file back region by region as a
+// writer advances through it, so that the final fsync overlaps the writing
+// instead of following it. Make one with NewWriteback; it is not safe for
+// concurrent use.
+type Writeback struct {
+	f      *os.File
+	kicked int64 // offset up to which writeback has been started
+}
+
+// NewWriteback returns a Writeback for f whose writer starts at offset start.
+func NewWriteback(f *os.File, start int64) *Writeback { return &Writeback{f: f, kicked: start} }
+
+// Advance records that everything before pos is written, starting
+// writeback once WritebackSpan bytes have accumulated since the last start.
+func (w *Writeback) Advance(pos int64) {
+	if pos-w.kicked >= WritebackSpan {
+		StartWriteback(w.f, w.kicked, pos-w.kicked)
+		w.kicked = pos
+	}
+}

@@ -41,3 +41,24 @@ func TestCommitAndAbort(t *testing.T) {
 		t.Errorf("commit after abort succeeded")
 	}
 }
+
+func TestWritebackAdvance(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const mib = 1 << 20
+	w := NewWriteback(f, 4*mib)
+	for _, step := range []struct{ pos, kicked int64 }{
+		{5 * mib, 4 * mib},   // less than a span written: nothing started
+		{12 * mib, 12 * mib}, // a span: started up to pos
+		{19 * mib, 12 * mib},
+		{21 * mib, 21 * mib},
+	} {
+		w.Advance(step.pos)
+		if w.kicked != step.kicked {
+			t.Errorf("after Advance(%d MiB): writeback started up to %d MiB, want %d MiB", step.pos/mib, w.kicked/mib, step.kicked/mib)
+		}
+	}
+}
