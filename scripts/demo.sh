@@ -13,7 +13,9 @@ export PATH="$PWD/bin:$PATH" VOLT_PLUGIN_PATH="$PWD/bin"
 demo=${VOLT_DEMO_DIR:-/tmp/volt-demo}
 rm -rf "$demo"; mkdir -p "$demo"
 export VOLT_ROOT="$demo/root" VOLT_CONFIG="$demo/config.yaml"
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+# Commands are shown in bold on a terminal, plain otherwise or with NO_COLOR.
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold= plain=; fi
+step() { printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"; "$@"; }
 
 examples/hello/make-image.sh >/dev/null
 step volt key generate -o "$demo/signing-key" --comment demo@volt
