@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/volt-cli/volt/sdk"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // procState is what a supervisor knows about a workload's process.
@@ -164,10 +165,10 @@ func (detached) launch(ctx context.Context, spec sdk.WorkloadSpec, nspawn string
 		}
 		return nil, fmt.Errorf("start %q: supervisor exited before starting systemd-nspawn (%v); log: %s", spec.Name, rerr, reasonFromLog(logPath))
 	}
-	if err := writeFileAtomic(filepath.Join(dir, fileNspawnPID), pidFileContent(nsPID, nsStart), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, fileNspawnPID), pidFileContent(nsPID, nsStart), 0o644); err != nil {
 		return nil, fmt.Errorf("start %q: %w", spec.Name, err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, fileSupPID), pidFileContent(supPID, supInfo.StartTime), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, fileSupPID), pidFileContent(supPID, supInfo.StartTime), 0o644); err != nil {
 		return nil, fmt.Errorf("start %q: %w", spec.Name, err)
 	}
 	return &handleData{

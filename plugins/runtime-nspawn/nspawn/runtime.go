@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/volt-cli/volt/sdk"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // Version is the plugin's own version.
@@ -259,7 +260,7 @@ func installFile(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("create %q: %w", filepath.Dir(dst), err)
 	}
-	if err := writeFileAtomic(dst, sb, 0o755); err != nil {
+	if err := atomicfile.WriteFile(dst, sb, 0o755); err != nil {
 		return err
 	}
 	if err := os.Chtimes(dst, si.ModTime(), si.ModTime()); err != nil {
@@ -503,7 +504,7 @@ func (r *Runtime) stop(ctx context.Context, hd *handleData, sup supervisor, time
 	if !st.running {
 		return nil
 	}
-	if err := writeFileAtomic(filepath.Join(hd.StateDir, fileStopMarker), nil, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(hd.StateDir, fileStopMarker), nil, 0o644); err != nil {
 		return fmt.Errorf("stop %q: %w", hd.Machine, err)
 	}
 	// Right after Start the container's init may not be able to take

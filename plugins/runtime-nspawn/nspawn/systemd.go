@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/volt-cli/volt/sdk"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // systemdPID1 reports whether systemd is the init system (the sd_booted test).
@@ -55,7 +56,7 @@ func (systemdSup) launch(ctx context.Context, spec sdk.WorkloadSpec, nspawn stri
 	if out, err := exec.CommandContext(ctx, "systemd-run", run...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("start %q: systemd-run: %w: %s", spec.Name, err, bytes.TrimSpace(out))
 	}
-	if err := writeFileAtomic(filepath.Join(spec.StateDir, fileUnit), []byte(unit+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(spec.StateDir, fileUnit), []byte(unit+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("start %q: %w", spec.Name, err)
 	}
 	hd := &handleData{Version: handleVersion, Supervisor: SupervisorSystemd, Machine: spec.Name, Root: spec.Root,

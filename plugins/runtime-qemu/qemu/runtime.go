@@ -40,6 +40,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/volt-cli/volt/sdk"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // Version is the plugin's own version.
@@ -801,7 +802,7 @@ func stopVM(ctx context.Context, hd *handleData, timeout time.Duration) error {
 	if !st.running {
 		return nil
 	}
-	if err := writeFileAtomic(hd.path(fileStopMarker), nil, 0o644); err != nil {
+	if err := atomicfile.WriteFile(hd.path(fileStopMarker), nil, 0o644); err != nil {
 		return fmt.Errorf("stop %q: %w", hd.Name, err)
 	}
 	rec := powerdown(ctx, hd, timeout)
