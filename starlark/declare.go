@@ -140,7 +140,7 @@ func init() {
 				{Name: "working_dir", Type: TStr, Doc: "working directory inside the container"},
 				{Name: "user", Type: TStr, Doc: "user to run as"},
 				{Name: "environment", Type: TStrDict, Doc: "environment variables; `${VAR:-default}` is substituted at deploy"},
-				{Name: "env_file", Type: TStrList, Doc: "environment files (relative to the root), recorded as inputs"},
+				{Name: "env_file", Type: TStrList, Doc: "environment files (relative to the root), recorded as inputs; their variables go into the bundle under environment"},
 				{Name: "ports", Type: TStrList, Doc: "published ports, \"HOST:CONTAINER[/proto]\""},
 				{Name: "networks", Type: TStrList, Doc: "networks to join (declared with `network`)"},
 				{Name: "volumes", Type: TStrList, Doc: "volume mounts, \"NAME:/path[:ro]\""},

@@ -1115,3 +1115,25 @@ volumes:
 		e.assertNothingDeployed("depsfail", "init", "probe", "app")
 	})
 }
+
+// TestEnvFileReachesContainer: env_file values travel in the bundle and
+// reach the container, under the explicit environment, literally.
+func TestEnvFileReachesContainer(t *testing.T) {
+	needDeploy(t)
+	e := newEnv(t)
+	b := e.build(stackSrc{name: "envf", compose: `containers:
+  app:
+    image: images/busybox.tar.gz
+    env_file: [app.env]
+    environment: {GREETING: explicit}
+    command: ["/bin/sh", "-c", "echo \"got $FROM_FILE $GREETING $LITERAL\"; exec sleep 1000"]
+`, files: map[string]string{"app.env": "FROM_FILE=file-value\nGREETING=overridden\nLITERAL='a$b'\n"}})
+	defer e.run("stack", "destroy", "envf")
+	// The source file is not needed once the bundle exists.
+	os.Remove(filepath.Join(e.dir, "src-envf-1.0.0", "app.env"))
+	e.must("bundle", "import", b)
+	waitFor(t, func() bool { return strings.Contains(e.run("logs", "envf/app").stdout, "got ") }, "the app's output")
+	if out := e.run("logs", "envf/app").stdout; !strings.Contains(out, "got file-value explicit a$b\n") {
+		t.Errorf("container saw %q, want \"got file-value explicit a$b\"", out)
+	}
+}

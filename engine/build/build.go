@@ -168,6 +168,9 @@ func layout(ctx context.Context, p *plan.Plan, opts Options, staging string, exe
 	}
 	b := &builder{ctx: ctx, p: p, opts: opts, staging: staging, execute: execute}
 	topo := bundleTopology(p.Constellation)
+	if err := b.inlineEnvFiles(topo); err != nil {
+		return nil, err
+	}
 
 	for _, s := range p.Services {
 		svc := &bundle.Service{Type: s.Type, Images: map[string]*bundle.Image{}}
@@ -275,6 +278,47 @@ func bundleTopology(f *constellation.File) *constellation.File {
 		c.VMs[k] = &vv
 	}
 	return &c
+}
+
+// inlineEnvFiles reads each container's env_file entries (paths relative to
+// the stack root, in order, a later file winning) and merges them under its
+// environment, which wins, as docker-compose does. The bundle's compose.yaml
+// then carries the values and needs no file at deploy. Values stay literal:
+// "$" is written "$$", which the deploy-time ${VAR} expansion reads as "$".
+func (b *builder) inlineEnvFiles(topo *constellation.File) error {
+	at := map[string]plan.Pos{}
+	for _, s := range b.p.Services {
+		at[s.Name] = s.At
+	}
+	for _, name := range sortedKeys(topo.Containers) {
+		c := topo.Containers[name]
+		if len(c.EnvFile) == 0 {
+			continue
+		}
+		env := map[string]string{}
+		for _, f := range c.EnvFile {
+			data, err := os.ReadFile(b.abs(f))
+			if errors.Is(err, fs.ErrNotExist) {
+				return &plan.Error{At: at[name], Msg: fmt.Sprintf("container %s: env_file %q does not exist", name, f),
+					Hint: "env_file paths are relative to the directory of the stack file or recipe"}
+			}
+			if err != nil {
+				return &plan.Error{At: at[name], Msg: fmt.Sprintf("container %s: env_file %q: %v", name, f, err)}
+			}
+			vals, err := constellation.ParseEnvFile(f, data)
+			if err != nil {
+				return err
+			}
+			for k, v := range vals {
+				env[k] = strings.ReplaceAll(v, "$", "$$")
+			}
+		}
+		for k, v := range c.Environment {
+			env[k] = v
+		}
+		c.Environment, c.EnvFile = env, nil
+	}
+	return nil
 }
 
 // pointImages makes a service's image in the bundle's compose.yaml name the

@@ -72,6 +72,7 @@ func TestBuildErrorsPointAtTheRecipe(t *testing.T) {
 		{"no image for a platform", func(p *plan.Plan) { p.Platforms = append(p.Platforms, "linux/arm64") }, Options{}, `has no image for platform linux/arm64`},
 		{"vm with a tar", func(p *plan.Plan) { p.Services[0].Type = plan.VM }, Options{}, "want a qcow2 or raw disk"},
 		{"missing overlay", func(p *plan.Plan) { os.Remove(filepath.Join(p.Root, "app.conf")) }, Options{}, `file "app.conf" does not exist`},
+		{"missing env_file", func(p *plan.Plan) { p.Constellation.Containers["web"].EnvFile = []string{"nope.env"} }, Options{}, `volt.star:3:1: container web: env_file "nope.env" does not exist`},
 		{"directory without a packer", func(p *plan.Plan) {
 			os.Mkdir(filepath.Join(p.Root, "dir"), 0o755)
 			p.Services[0].Images["linux/amd64"] = &plan.ImageSource{Kind: plan.KindRootfs, Path: "dir"}
@@ -136,5 +137,52 @@ func TestBuildReproducibleAndSelfContained(t *testing.T) {
 	}
 	if p.Constellation.Containers["web"].Image.Single != "img.tar" {
 		t.Errorf("build changed the Plan's Constellation")
+	}
+}
+
+// TestEnvFilesInlined: env_file values travel in the bundle's compose.yaml,
+// merged under the explicit environment, later files winning, literal.
+func TestEnvFilesInlined(t *testing.T) {
+	p := testPlan(t)
+	os.WriteFile(filepath.Join(p.Root, ".env"), []byte("# defaults\nA=1\nB=from-file\nP='pa$word'\n"), 0o644)
+	os.WriteFile(filepath.Join(p.Root, "extra.env"), []byte("A=2\n"), 0o644)
+	c := p.Constellation.Containers["web"]
+	c.EnvFile = []string{".env", "extra.env"}
+	c.Environment = map[string]string{"B": "explicit", "C": "${X:-c}"}
+	l, err := DryRun(context.Background(), p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose []byte
+	for _, e := range l.Entries {
+		if e.Name == "compose.yaml" {
+			compose = e.Data
+		}
+	}
+	f, err := constellation.Parse("compose.yaml", compose)
+	if err != nil {
+		t.Fatalf("bundle compose.yaml: %v\n%s", err, compose)
+	}
+	got := f.Containers["web"]
+	want := map[string]string{"A": "2", "B": "explicit", "C": "${X:-c}", "P": "pa$$word"}
+	if len(got.Environment) != len(want) {
+		t.Errorf("environment = %v, want %v", got.Environment, want)
+	}
+	for k, v := range want {
+		if got.Environment[k] != v {
+			t.Errorf("environment[%s] = %q, want %q", k, got.Environment[k], v)
+		}
+	}
+	if len(got.EnvFile) != 0 {
+		t.Errorf("env_file still listed in the bundle: %v", got.EnvFile)
+	}
+	if len(p.Constellation.Containers["web"].EnvFile) != 2 || p.Constellation.Containers["web"].Environment["A"] != "" {
+		t.Errorf("the plan's Constellation was changed: %+v", p.Constellation.Containers["web"])
+	}
+
+	// A malformed env file is an error naming its line.
+	os.WriteFile(filepath.Join(p.Root, "extra.env"), []byte("A=2\nnot a pair\n"), 0o644)
+	if _, err := DryRun(context.Background(), p, Options{}); err == nil || !strings.Contains(err.Error(), "extra.env:2:1") {
+		t.Errorf("malformed env file: err = %v, want one at extra.env:2:1", err)
 	}
 }
