@@ -69,17 +69,48 @@ func (e *Engine) EvalRecipe(ctx context.Context, opts CreateOptions) (*plan.Plan
 	if err != nil {
 		return nil, err
 	}
+	file, err := recipeFile(root, opts.Dir != "", opts.Recipe)
+	if err != nil {
+		return nil, err
+	}
+	if file.root != "" {
+		root = file.root
+	}
 	steps := opts.MaxSteps
 	if steps == 0 {
 		steps = uint64(max(0, e.Config.Int("recipe.max_steps")))
 	}
 	return starlark.Eval(ctx, starlark.Options{
 		Root:     root,
-		File:     opts.Recipe,
+		File:     file.name,
 		Params:   opts.Params,
 		MaxSteps: steps,
 		Print:    opts.Print,
 	})
+}
+
+// recipeLoc is where a recipe file is: its name relative to the recipe
+// root, and the root when the file decided it ("" = keep the one given).
+type recipeLoc struct{ root, name string }
+
+// recipeFile places an absolute -f FILE. Without DIR, the file's directory
+// becomes the recipe root (so `-f /src/app/volt.star` works from anywhere);
+// with DIR, the file must lie under it. Relative names and @volt// labels
+// pass through: they are relative to the root already.
+func recipeFile(root string, dirGiven bool, file string) (recipeLoc, error) {
+	if file == "" || !filepath.IsAbs(file) {
+		return recipeLoc{name: file}, nil
+	}
+	file = filepath.Clean(file)
+	if !dirGiven {
+		return recipeLoc{root: filepath.Dir(file), name: filepath.Base(file)}, nil
+	}
+	rel, err := filepath.Rel(root, file)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return recipeLoc{}, &starlark.Diagnostic{File: file, Msg: "recipe file is outside the recipe root " + root,
+			Hint: "give -f relative to DIR, or leave DIR out to use the file's directory as the root"}
+	}
+	return recipeLoc{name: rel}, nil
 }
 
 // CreateBundle evaluates a recipe and builds (or dry-runs) its bundle.

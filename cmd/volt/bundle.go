@@ -59,7 +59,7 @@ volt bundle create --cas -o small.vbundle`,
 			return nil
 		},
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
-			file := fs.StringP("file", "f", "", "recipe file, relative to DIR (default volt.star)")
+			file := fs.StringP("file", "f", "", "recipe file, relative to DIR (default volt.star); an absolute path without DIR makes its directory the root")
 			out := fs.String("out", "", "output file (same as -o FILE when -o is not a format)")
 			sets := fs.StringArray("set", nil, "recipe parameter KEY=VALUE (repeatable)")
 			platforms := fs.StringSlice("platforms", nil, "only these platforms, e.g. linux/amd64,linux/arm64")

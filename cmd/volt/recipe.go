@@ -45,7 +45,7 @@ func recipeCommand() *command {
 				examples: "volt recipe check\nvolt recipe check examples/multi --set api_port=9000",
 				args:     func(a []string) error { return maxArgs(a, 1, "at most one DIR") },
 				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
-					file := fs.StringP("file", "f", "", "recipe file, relative to DIR (default volt.star)")
+					file := fs.StringP("file", "f", "", "recipe file, relative to DIR (default volt.star); an absolute path without DIR makes its directory the root")
 					sets := fs.StringArray("set", nil, "recipe parameter KEY=VALUE (repeatable)")
 					maxSteps := fs.Uint64("max-steps", 0, "evaluation step limit")
 					return func(ctx context.Context, a *app, args []string) error {
