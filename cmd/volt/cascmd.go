@@ -65,15 +65,18 @@ stellarium://<64 hex>, the BLAKE3 of the whole object.`,
 				},
 			},
 			{
-				name: "get", summary: "Reassemble an object, verify it, and write it to a file", usage: "REF -o FILE",
-				examples: "volt cas get stellarium://3f2a… -o disk.qcow2",
+				name: "get", summary: "Reassemble an object, verify it, and write it to a file", usage: "REF -o FILE|-",
+				long: `Writes the object to FILE atomically: the file appears only once the whole object
+matched its BLAKE3. With -o - the bytes stream to standard output as they are reassembled;
+the check ends with the stream, so a non-zero exit means the output must not be used.`,
+				examples: "volt cas get stellarium://3f2a… -o disk.qcow2\nvolt cas get stellarium://3f2a… -o - | tar -x",
 				oFile:    true,
 				args:     exactArgs(1, "REF"),
 				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 					fetch := fs.Bool("fetch", true, "fetch missing chunks from config cas.remotes")
 					return func(ctx context.Context, a *app, args []string) error {
 						if a.outFile == "" {
-							return withHint(exitUsage, usagef("cas get needs -o FILE"), "")
+							return withHint(exitUsage, usagef("cas get needs -o FILE"), "give -o FILE, or -o - to write to standard output")
 						}
 						ref, err := cas.ParseRef(args[0])
 						if err != nil {
@@ -87,6 +90,9 @@ stellarium://<64 hex>, the BLAKE3 of the whole object.`,
 							if _, err := s.Fetch(ctx, ref, a.eng.CASRemotes()); err != nil {
 								return err
 							}
+						}
+						if a.outFile == "-" {
+							return casError(s.Get(ctx, ref, a.stdout))
 						}
 						f, err := atomicfile.Create(a.outFile, 0o644)
 						if err != nil {
