@@ -105,9 +105,11 @@ type readResult struct {
 	err error
 }
 
-// batchBytes is how much assemble gathers before one write: big writes, as
-// cat makes, keep the per-write cost of the page cache low.
-const batchBytes = 4 << 20
+// batchBytes is how much assemble gathers before one write: enough that
+// writes are few (as cat's 128 KiB), little enough that the chunks are
+// still in cache when they are written and then hashed. 4 MiB batches made
+// get twice as slow here (median 3.4 s against 1.7 s for 2 GiB).
+const batchBytes = 256 << 10
 
 // batchWriter writes a batch of chunk buffers in order: one writev(2) for a
 // regular file, one Write per buffer otherwise. It never changes the
