@@ -15,13 +15,9 @@ import (
 // Login checks user/password (or a token as password) against host and
 // stores them in opts.Credentials (default: the docker credential store).
 func Login(ctx context.Context, host, user, password string, opts Options) error {
-	store := opts.Credentials
-	if store == nil {
-		s, err := CredentialStore()
-		if err != nil {
-			return err
-		}
-		store = s
+	store, err := opts.credentialStore()
+	if err != nil {
+		return err
 	}
 	reg, err := opts.registryClient(host)
 	if err != nil {
@@ -36,13 +32,9 @@ func Login(ctx context.Context, host, user, password string, opts Options) error
 // Logout removes host's credentials from opts.Credentials (default: the
 // docker credential store). Removing absent credentials is not an error.
 func Logout(ctx context.Context, host string, opts Options) error {
-	store := opts.Credentials
-	if store == nil {
-		s, err := CredentialStore()
-		if err != nil {
-			return err
-		}
-		store = s
+	store, err := opts.credentialStore()
+	if err != nil {
+		return err
 	}
 	if err := credentials.Logout(ctx, store, host); err != nil {
 		return fmt.Errorf("logout %s: %w", host, err)
@@ -157,13 +149,7 @@ func Check(ctx context.Context, host string, opts Options) (*Status, error) {
 			}
 		}
 	}
-	store := opts.Credentials
-	if store == nil {
-		if s, err := CredentialStore(); err == nil {
-			store = s
-		}
-	}
-	if store != nil {
+	if store, err := opts.credentialStore(); err == nil {
 		if c, err := store.Get(ctx, credentials.ServerAddressFromHostname(host)); err == nil && c != auth.EmptyCredential {
 			st.HasCredentials = true
 		}

@@ -173,6 +173,15 @@ func CredentialStore() (credentials.Store, error) {
 	return s, nil
 }
 
+// credentialStore returns o.Credentials, or the docker credential store
+// when it is nil.
+func (o Options) credentialStore() (credentials.Store, error) {
+	if o.Credentials != nil {
+		return o.Credentials, nil
+	}
+	return CredentialStore()
+}
+
 // plainHTTP reports whether host is reached over HTTP.
 func (o Options) plainHTTP(host string) bool {
 	if o.PlainHTTP {
@@ -187,13 +196,9 @@ func (o Options) plainHTTP(host string) bool {
 
 // client returns the authenticating HTTP client for opts.
 func (o Options) client() (*auth.Client, error) {
-	store := o.Credentials
-	if store == nil {
-		s, err := CredentialStore()
-		if err != nil {
-			return nil, err
-		}
-		store = s
+	store, err := o.credentialStore()
+	if err != nil {
+		return nil, err
 	}
 	hc := o.HTTPClient
 	if hc == nil {
