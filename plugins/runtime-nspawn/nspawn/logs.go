@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/volt-cli/volt/sdk/logfile"
 )
 
 // noiseLines are lines systemd-nspawn 252 prints on every run (without
@@ -108,27 +110,6 @@ func filterBytes(b []byte) []byte {
 	return out.Bytes()
 }
 
-// lastLines returns the last n lines of b (all when n <= 0). A final line
-// without a newline counts as a line.
-func lastLines(b []byte, n int) []byte {
-	if n <= 0 {
-		return b
-	}
-	end := len(b)
-	if end > 0 && b[end-1] == '\n' {
-		end--
-	}
-	for i := end - 1; i >= 0; i-- {
-		if b[i] == '\n' {
-			n--
-			if n == 0 {
-				return b[i+1:]
-			}
-		}
-	}
-	return b
-}
-
 // readTail reads the end of the file at path, enough to hold the last n
 // lines after filtering (the whole file when n <= 0), and returns those lines
 // and the file size that was read up to.
@@ -166,55 +147,23 @@ func readTail(path string, n int) ([]byte, int64, error) {
 		}
 		fb := filterBytes(buf)
 		if off == 0 || bytes.Count(fb, []byte{'\n'}) > n {
-			return lastLines(fb, n), size, nil
+			return logfile.LastLines(fb, n), size, nil
 		}
 		chunk *= 4
 	}
 }
 
 // followFile copies what is appended to path after offset to w (through the
-// noise filter) until ctx ends. A file that shrinks (the workload was
-// restarted) is followed from its start again.
+// noise filter) until ctx ends, then returns nil. A file that shrinks (the
+// workload was restarted) is followed from its start again.
 func followFile(ctx context.Context, path string, offset int64, w io.Writer) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("open log: %w", err)
-	}
-	defer f.Close()
 	nf := newNoiseFilter(w)
-	buf := make([]byte, 32<<10)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		fi, err := f.Stat()
-		if err != nil {
-			return fmt.Errorf("stat log: %w", err)
-		}
-		if fi.Size() < offset {
-			offset = 0
-		}
-		for offset < fi.Size() {
-			m, err := f.ReadAt(buf[:min(int64(len(buf)), fi.Size()-offset)], offset)
-			if m > 0 {
-				offset += int64(m)
-				if _, werr := nf.Write(buf[:m]); werr != nil {
-					return fmt.Errorf("write log: %w", werr)
-				}
-			}
-			if err != nil && !errors.Is(err, io.EOF) {
-				return fmt.Errorf("read log: %w", err)
-			}
-			if m == 0 {
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-			_ = nf.Flush()
-			return nil
-		case <-tick.C:
-		}
+	err := logfile.Follow(ctx, path, offset, nf, 100*time.Millisecond)
+	_ = nf.Flush()
+	if ctx.Err() != nil {
+		return nil
 	}
+	return err
 }
 
 // lastLine is the one-line Reason of a failed workload: the last non-empty

@@ -126,25 +126,6 @@ func FuzzNoiseFilter(f *testing.F) {
 	})
 }
 
-func TestLastLines(t *testing.T) {
-	tests := []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"a\nb\nc\n", 2, "b\nc\n"},
-		{"a\nb\nc", 2, "b\nc"},
-		{"a\nb\n", 5, "a\nb\n"},
-		{"a\nb\n", 0, "a\nb\n"},
-		{"", 3, ""},
-	}
-	for _, tc := range tests {
-		if got := string(lastLines([]byte(tc.in), tc.n)); got != tc.want {
-			t.Errorf("lastLines(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
-		}
-	}
-}
-
 func TestLastLine(t *testing.T) {
 	if got := lastLine([]byte("x\n[FATAL tini (7)] exec /nope failed: No such file or directory\n\n")); got != "[FATAL tini (7)] exec /nope failed: No such file or directory" {
 		t.Errorf("lastLine = %q", got)

@@ -41,6 +41,7 @@ import (
 
 	"github.com/volt-cli/volt/sdk"
 	"github.com/volt-cli/volt/sdk/atomicfile"
+	"github.com/volt-cli/volt/sdk/logfile"
 )
 
 // Version is the plugin's own version.
@@ -934,7 +935,7 @@ func (r *Runtime) Logs(ctx context.Context, h sdk.Handle, follow bool, tail int,
 	if !follow {
 		return nil
 	}
-	if err := followFile(ctx, hd.SerialLog, off, w); err != nil {
+	if err := logfile.Follow(ctx, hd.SerialLog, off, w, 50*time.Millisecond); err != nil {
 		return fmt.Errorf("logs of %q: %w", hd.Name, err)
 	}
 	return nil

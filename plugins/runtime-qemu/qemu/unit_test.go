@@ -143,25 +143,6 @@ func TestHostMemory(t *testing.T) {
 	}
 }
 
-func TestLastLines(t *testing.T) {
-	tests := []struct {
-		in   string
-		n    int
-		want string
-	}{
-		{"a\nb\nc\n", 2, "b\nc\n"},
-		{"a\nb\nc", 2, "b\nc"},
-		{"a\nb\n", 5, "a\nb\n"},
-		{"", 1, ""},
-		{"a\n", 1, "a\n"},
-	}
-	for _, tc := range tests {
-		if got := string(lastLines([]byte(tc.in), tc.n)); got != tc.want {
-			t.Errorf("lastLines(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
-		}
-	}
-}
-
 func TestParseStat(t *testing.T) {
 	line := "123 (qemu (x) y) S 1 123 123 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0\n"
 	pi, err := parseStat([]byte(line))
