@@ -265,14 +265,20 @@ containers:
 	}
 }
 
+// waitFor polls cond every 100 ms for up to 20 s and fails the test if it
+// never holds.
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	waitWithin(t, 20*time.Second, 100*time.Millisecond, cond, what)
+}
+
+// waitWithin polls cond every poll until it holds, failing the test after d.
+func waitWithin(t *testing.T, d, poll time.Duration, cond func() bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(poll) {
 		if cond() {
 			return
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }

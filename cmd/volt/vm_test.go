@@ -87,12 +87,5 @@ func TestVMBesideContainer(t *testing.T) {
 // waitLong is waitFor with room for a TCG boot on a loaded machine.
 func waitLong(t *testing.T, cond func() bool, what string) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	waitWithin(t, 3*time.Minute, 250*time.Millisecond, cond, what)
 }
