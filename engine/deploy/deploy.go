@@ -200,10 +200,11 @@ func (d *Deployer) Import(ctx context.Context, opts ImportOptions) (*Stack, erro
 			return nil, err
 		}
 	}
-	hookEnv := hookEnvironment(st, stackDir(d.Root, name))
+	hookDir := stackDir(d.Root, name)
+	hookEnv := hookEnvironment(st, hookDir)
 	if opts.RunHooks {
 		for _, kind := range []string{"validate", "pre-deploy"} {
-			if err := runHook(ctx, hooks[kind], kind, hookEnv, d.Logger); err != nil {
+			if err := runHook(ctx, hooks[kind], kind, hookDir, hookEnv, d.Logger); err != nil {
 				discardStaged(work)
 				return nil, fmt.Errorf("%w: %s: %v (nothing was changed)", ErrHookFailed, kind, err)
 			}
@@ -258,7 +259,7 @@ func (d *Deployer) Import(ctx context.Context, opts ImportOptions) (*Stack, erro
 		d.removeUnused(old, st)
 	}
 	if opts.RunHooks && hooks["post-deploy"] != "" {
-		if err := runHook(ctx, filepath.Join(stackDir(d.Root, name), "hooks", "post-deploy.sh"), "post-deploy", hookEnv, d.Logger); err != nil {
+		if err := runHook(ctx, filepath.Join(hookDir, "hooks", "post-deploy.sh"), "post-deploy", hookDir, hookEnv, d.Logger); err != nil {
 			return st, fmt.Errorf("stack deployed, but the post-deploy hook failed: %w", err)
 		}
 	}

@@ -83,21 +83,16 @@ func hookEnvironment(st *Stack, dir string) []string {
 	}
 }
 
-// runHook runs one hook script with /bin/sh under a Landlock sandbox that
-// lets it read the filesystem and write only the stack dir and /tmp. A
-// missing hook ("" path) is a no-op.
-func runHook(ctx context.Context, script, kind string, env []string, log *slog.Logger) error {
+// runHook runs one hook script with /bin/sh in stackDir (the directory
+// hookEnvironment named in env) under a Landlock sandbox that lets it read
+// the filesystem and write only the stack dir and /tmp. A missing hook
+// ("" path) is a no-op.
+func runHook(ctx context.Context, script, kind, stackDir string, env []string, log *slog.Logger) error {
 	if script == "" {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, HookTimeout)
 	defer cancel()
-	var stackDir string
-	for _, e := range env {
-		if v, ok := strings.CutPrefix(e, "VOLT_STACK_DIR="); ok {
-			stackDir = v
-		}
-	}
 	os.MkdirAll(stackDir, 0o755)
 	policy := sandbox.Policy{
 		ReadOnly:  []string{"/"},

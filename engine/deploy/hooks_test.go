@@ -40,8 +40,8 @@ func TestRunHookResults(t *testing.T) {
 		{"cannot write outside the stack dir", "echo x > /etc/volt-hook-test || exit 7\n", "exit code 7"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			script, env, _ := writeHook(t, tc.body)
-			err := runHook(context.Background(), script, "pre-deploy", env, nil)
+			script, env, dir := writeHook(t, tc.body)
+			err := runHook(context.Background(), script, "pre-deploy", dir, env, nil)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Errorf("err = %v", err)
@@ -60,7 +60,7 @@ func TestRunHookTimeout(t *testing.T) {
 	defer func() { HookTimeout = old }()
 	script, env, stackDir := writeHook(t, "sleep 1000 &\necho $! > \"$VOLT_STACK_DIR/bg.pid\"\necho started\nexec sleep 1000\n")
 	start := time.Now()
-	err := runHook(context.Background(), script, "pre-deploy", env, nil)
+	err := runHook(context.Background(), script, "pre-deploy", stackDir, env, nil)
 	if err == nil || !strings.Contains(err.Error(), "did not finish within 2s and was killed") {
 		t.Errorf("err = %v", err)
 	}

@@ -325,9 +325,10 @@ func (d *Deployer) Destroy(ctx context.Context, name string, opts DestroyOptions
 	if err != nil {
 		return err
 	}
-	env := hookEnvironment(st, stackDir(d.Root, name))
+	dir := stackDir(d.Root, name)
+	env := hookEnvironment(st, dir)
 	if opts.RunHooks {
-		if err := runHook(ctx, st.Hooks["pre-destroy"], "pre-destroy", env, d.Logger); err != nil {
+		if err := runHook(ctx, st.Hooks["pre-destroy"], "pre-destroy", dir, env, d.Logger); err != nil {
 			return fmt.Errorf("%w: pre-destroy: %v (nothing was removed)", ErrHookFailed, err)
 		}
 	} else if len(st.Hooks) > 0 && (st.Hooks["pre-destroy"] != "" || st.Hooks["post-destroy"] != "") {
@@ -354,11 +355,11 @@ func (d *Deployer) Destroy(ctx context.Context, name string, opts DestroyOptions
 	if !opts.KeepVolumes {
 		os.RemoveAll(filepath.Join(d.Root, "volumes", name))
 	}
-	if err := os.RemoveAll(stackDir(d.Root, name)); err != nil {
+	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
 	if post != "" {
-		if err := runHook(ctx, post, "post-destroy", env, d.Logger); err != nil {
+		if err := runHook(ctx, post, "post-destroy", dir, env, d.Logger); err != nil {
 			return fmt.Errorf("stack destroyed, but the post-destroy hook failed: %w", err)
 		}
 	}
