@@ -1137,3 +1137,26 @@ func TestEnvFileReachesContainer(t *testing.T) {
 		t.Errorf("container saw %q, want \"got file-value explicit a$b\"", out)
 	}
 }
+
+// TestDestroyHooks: stack destroy --run-hooks runs pre-destroy before and
+// post-destroy after the stack is removed, and leaves no stack dir behind.
+func TestDestroyHooks(t *testing.T) {
+	needDeploy(t)
+	e := newEnv(t)
+	marks := filepath.Join(e.dir, "marks")
+	hook := "#!/bin/sh\necho \"$VOLT_HOOK $VOLT_STACK_NAME\" >> " + marks + "\n"
+	b := e.build(stackSrc{name: "bye", compose: `containers:
+  app:
+    image: images/busybox.tar.gz
+    command: ["/bin/sh", "-c", "exec sleep 1000"]
+`, hooks: map[string]string{"pre-destroy": hook, "post-destroy": hook}})
+	e.must("bundle", "import", b)
+	e.must("stack", "destroy", "--run-hooks", "bye")
+	if got, _ := os.ReadFile(marks); string(got) != "pre-destroy bye\npost-destroy bye\n" {
+		t.Errorf("destroy hooks ran as %q, want pre-destroy then post-destroy", got)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "root", "stacks", "bye")); !os.IsNotExist(err) {
+		t.Errorf("stack dir left after destroy: %v", err)
+	}
+	waitNspawn(t, e.rootfs("bye", "app"), 0)
+}

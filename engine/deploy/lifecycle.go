@@ -359,7 +359,11 @@ func (d *Deployer) Destroy(ctx context.Context, name string, opts DestroyOptions
 		return err
 	}
 	if post != "" {
-		if err := runHook(ctx, post, "post-destroy", dir, env, d.Logger); err != nil {
+		// The hook runs in the (recreated) stack dir; nothing of the
+		// stack may be left once it ends.
+		err := runHook(ctx, post, "post-destroy", dir, env, d.Logger)
+		os.RemoveAll(dir)
+		if err != nil {
 			return fmt.Errorf("stack destroyed, but the post-destroy hook failed: %w", err)
 		}
 	}
