@@ -12,10 +12,13 @@ import (
 
 // File is a temporary file that becomes Path on Commit. Until then nothing
 // is visible at Path; Abort (or a crash) leaves at most a hidden temp file
-// named ".<base>.tmp-*" in the same directory.
+// named ".<base>.tmp-*" in the same directory, which the writer holds
+// locked while it lives (see CreateTemp), so RemoveStale(dir, "."+base+
+// ".tmp-") can remove what a killed writer left.
 type File struct {
 	*os.File
 	path string
+	hold *Hold
 	done bool
 }
 
@@ -26,16 +29,17 @@ func Create(path string, perm os.FileMode) (*File, error) {
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, h, err := CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
 		return nil, fmt.Errorf("create temp file for %s: %w", path, err)
 	}
 	if err := f.Chmod(perm); err != nil {
 		f.Close()
 		os.Remove(f.Name())
+		h.Release()
 		return nil, fmt.Errorf("chmod %s: %w", f.Name(), err)
 	}
-	return &File{File: f, path: path}, nil
+	return &File{File: f, path: path, hold: h}, nil
 }
 
 // Commit syncs the data, renames the temp file to its final path and syncs
@@ -45,6 +49,7 @@ func (f *File) Commit() error {
 		return fmt.Errorf("commit %s: already finished", f.path)
 	}
 	f.done = true
+	defer f.hold.Release()
 	if err := f.Sync(); err != nil {
 		f.File.Close()
 		os.Remove(f.Name())
@@ -69,6 +74,7 @@ func (f *File) Abort() {
 	f.done = true
 	f.File.Close()
 	os.Remove(f.Name())
+	f.hold.Release()
 }
 
 // WriteFile atomically replaces path with data.
