@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/volt-cli/volt/engine/digest"
@@ -66,8 +68,10 @@ type WriteOptions struct {
 // stable for a given compressor).
 //
 // The file is published atomically: written to a temp file in path's
-// directory, fsynced and renamed; on any error or cancellation nothing is
-// left at path (an existing file there is left untouched).
+// directory (named TempPrefix(path) + digits and locked while it is
+// written), fsynced and renamed; on any error or cancellation nothing is
+// left at path (an existing file there is left untouched). Temp files of
+// earlier writers of path that were killed are removed first.
 func Write(ctx context.Context, path string, m *Manifest, entries []Entry, opts WriteOptions) (*Manifest, error) {
 	fail := func(err error) (*Manifest, error) { return nil, fmt.Errorf("write bundle %q: %w", path, err) }
 	if m == nil {
@@ -92,10 +96,15 @@ func Write(ctx context.Context, path string, m *Manifest, entries []Entry, opts 
 		return fail(err)
 	}
 
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	// A writer killed with -9 leaves its temp file behind; the next write
+	// of the same bundle removes those no live writer holds (TempPrefix).
+	dir, prefix := filepath.Dir(path), TempPrefix(path)
+	_, _ = atomicfile.RemoveStale(dir, prefix) // best effort: CreateTemp reports an unusable dir
+	f, hold, err := atomicfile.CreateTemp(dir, prefix+"*")
 	if err != nil {
 		return fail(err)
 	}
+	defer hold.Release() // last: after the temp is renamed or removed
 	published := false
 	defer func() {
 		if !published {
@@ -109,7 +118,7 @@ func Write(ctx context.Context, path string, m *Manifest, entries []Entry, opts 
 	}
 
 	tm, date := dosTime(created)
-	zw := &zipWriter{f: f, wb: atomicfile.NewWriteback(f, 0), tm: tm, date: date, buf: make([]byte, digest.BufSize), progress: opts.Progress, total: total}
+	zw := &zipWriter{f: f, wb: atomicfile.NewWriteback(f, 0), tm: tm, date: date, progress: opts.Progress, total: total}
 	man := zentry{name: ManifestName, method: methodStore, usize: uint64(len(placeholder)), csize: uint64(len(placeholder))}
 	zw.off = man.localHeaderLen() + int64(len(placeholder))
 	zw.bw = bufio.NewWriterSize(f, 256<<10)
@@ -169,6 +178,10 @@ func Write(ctx context.Context, path string, m *Manifest, entries []Entry, opts 
 	}
 	return fm, nil
 }
+
+// TempPrefix is how the names of Write's temp files for path start:
+// "." + base name + ".tmp-".
+func TempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
 
 // createdTime resolves WriteOptions.Created.
 func createdTime(t time.Time) (time.Time, error) {
@@ -356,7 +369,6 @@ type zipWriter struct {
 	off      int64 // offset of the next local header
 	tm, date uint16
 	entries  []zentry
-	buf      []byte
 	progress func(done, total int64)
 	done     int64
 	total    int64
@@ -376,7 +388,6 @@ func (c *countWriter) Write(p []byte) (int, error) {
 }
 
 // writeEntry writes e at zw.off and returns its BLAKE3 digest.
-
 func (zw *zipWriter) writeEntry(ctx context.Context, e *prepEntry) (string, error) {
 	ze := zentry{name: e.Name, method: methodStore, offset: uint64(zw.off), usize: uint64(e.size)}
 	if e.Compress {
@@ -399,57 +410,26 @@ func (zw *zipWriter) writeEntry(ctx context.Context, e *prepEntry) (string, erro
 		defer f.Close()
 		src = f
 	}
-	cw := &countWriter{w: zw.bw}
-	var dst io.Writer = cw
-	var fw *flate.Writer
-	if e.Compress {
-		fw, _ = flate.NewWriter(cw, flate.DefaultCompression) // level is valid: no error
-		dst = fw
-	}
-	h := digest.New()
-	crc := crc32.NewIEEE()
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-		k, rerr := io.ReadFull(src, zw.buf)
-		if k > 0 {
-			n += int64(k)
-			if n > e.size {
-				return "", fmt.Errorf("entry %q: %w: %s grew past %d bytes", e.Name, ErrChanged, e.Path, e.size)
-			}
-			b := zw.buf[:k]
-			h.Write(b)
-			crc.Write(b)
-			if _, err := dst.Write(b); err != nil {
-				return "", fmt.Errorf("entry %q: %w", e.Name, err)
-			}
-			zw.done += int64(k)
-			// Start writing back what is written so far, so the final fsync
-			// overlaps with the rest of the write instead of following it.
-			zw.wb.Advance(zw.off + hdrLen + cw.n - int64(zw.bw.Buffered()))
-			if zw.progress != nil {
-				zw.progress(zw.done, zw.total)
-			}
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return "", fmt.Errorf("entry %q: read %s: %w", e.Name, e.Path, rerr)
+	var (
+		sum  []byte
+		csum uint32
+		clen int64
+		err  error
+	)
+	if e.Compress || e.Path == "" {
+		sum, csum, clen, err = zw.deflateOrBuffer(ctx, e, src, hdrLen)
+	} else {
+		// A stored file: the bulk of a bundle.
+		if err = zw.bw.Flush(); err == nil {
+			sum, csum, err = zw.copyStored(ctx, e, src, zw.off+hdrLen)
+			clen = e.size
 		}
 	}
-	if n != e.size {
-		return "", fmt.Errorf("entry %q: %w: %s has %d bytes, expected %d", e.Name, ErrChanged, e.Path, n, e.size)
+	if err != nil {
+		return "", err
 	}
-	if fw != nil {
-		if err := fw.Close(); err != nil {
-			return "", fmt.Errorf("entry %q: %w", e.Name, err)
-		}
-	}
-	ze.crc = crc.Sum32()
-	ze.csize = uint64(cw.n)
+	ze.crc = csum
+	ze.csize = uint64(clen)
 	if !ze.zip64Local && ze.csize >= zip64Limit {
 		return "", fmt.Errorf("entry %q: compressed size %d needs Zip64; store it instead", e.Name, ze.csize)
 	}
@@ -459,9 +439,185 @@ func (zw *zipWriter) writeEntry(ctx context.Context, e *prepEntry) (string, erro
 	if _, err := zw.f.WriteAt(ze.localHeader(zw.tm, zw.date), int64(ze.offset)); err != nil {
 		return "", err
 	}
-	zw.off += hdrLen + cw.n
+	zw.off += hdrLen + clen
 	zw.entries = append(zw.entries, ze)
-	return digest.Format(h.Sum(nil)), nil
+	return digest.Format(sum), nil
+}
+
+// deflateOrBuffer writes a small entry (deflated text, or in-memory data)
+// through zw.bw, hashing it on the calling goroutine, and returns its
+// BLAKE3, CRC-32 and written (compressed) length.
+func (zw *zipWriter) deflateOrBuffer(ctx context.Context, e *prepEntry, src io.Reader, hdrLen int64) ([]byte, uint32, int64, error) {
+	cw := &countWriter{w: zw.bw}
+	var dst io.Writer = cw
+	var fw *flate.Writer
+	if e.Compress {
+		fw, _ = flate.NewWriter(cw, flate.DefaultCompression) // level is valid: no error
+		dst = fw
+	}
+	h := digest.New()
+	crc := crc32.NewIEEE()
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, 0, err
+		}
+		k, rerr := io.ReadFull(src, buf)
+		if k > 0 {
+			n += int64(k)
+			if n > e.size {
+				return nil, 0, 0, fmt.Errorf("entry %q: %w: %s grew past %d bytes", e.Name, ErrChanged, e.Path, e.size)
+			}
+			b := buf[:k]
+			h.Write(b)
+			crc.Write(b)
+			if _, err := dst.Write(b); err != nil {
+				return nil, 0, 0, fmt.Errorf("entry %q: %w", e.Name, err)
+			}
+			zw.advance(int64(k), zw.off+hdrLen+cw.n-int64(zw.bw.Buffered()))
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return nil, 0, 0, fmt.Errorf("entry %q: read %s: %w", e.Name, e.Path, rerr)
+		}
+	}
+	if n != e.size {
+		return nil, 0, 0, fmt.Errorf("entry %q: %w: %s has %d bytes, expected %d", e.Name, ErrChanged, e.Path, n, e.size)
+	}
+	if fw != nil {
+		if err := fw.Close(); err != nil {
+			return nil, 0, 0, fmt.Errorf("entry %q: %w", e.Name, err)
+		}
+	}
+	return h.Sum(nil), crc.Sum32(), cw.n, nil
+}
+
+// advance records k more input bytes written, the file written up to pos:
+// it starts writeback of what is written so far (so the final fsync
+// overlaps the rest of the write instead of following it) and reports progress.
+func (zw *zipWriter) advance(k, pos int64) {
+	zw.done += k
+	zw.wb.Advance(pos)
+	if zw.progress != nil {
+		zw.progress(zw.done, zw.total)
+	}
+}
+
+// Copy pipeline sizes: copyBufSize is the size of each read and write
+// (large sequential writes: fewer syscalls, whole pages, and the
+// writeback sees long runs), copyDepth the number of buffers in flight
+// between the reader and the two hashers. Memory is copyDepth ×
+// copyBufSize (16 MiB).
+const (
+	copyBufSize = 4 << 20
+	copyDepth   = 4
+)
+
+// copyBufs recycles copy buffers across entries and writes.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+// copyStored copies a stored entry's e.size bytes from src to zw.f at off
+// and returns their BLAKE3 and CRC-32. One goroutine (the caller) reads
+// each buffer and writes it; a BLAKE3 worker and a CRC-32 worker hash the
+// same buffer meanwhile, so hashing costs no time on the copy's path. The
+// hashes are of exactly the bytes written. A buffer is reused only once
+// both hashers are done with it.
+func (zw *zipWriter) copyStored(ctx context.Context, e *prepEntry, src io.Reader, off int64) ([]byte, uint32, error) {
+	type block struct {
+		b    []byte
+		left atomic.Int32 // hashers still reading b
+	}
+	free := make(chan *block, copyDepth)
+	for range copyDepth {
+		free <- &block{b: *copyBufs.Get().(*[]byte)}
+	}
+	toBlake, toCRC := make(chan *block, copyDepth), make(chan *block, copyDepth)
+	done := func(bl *block) {
+		if bl.left.Add(-1) == 0 {
+			free <- bl
+		}
+	}
+	h := digest.New()
+	var crc uint32
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for bl := range toBlake {
+			h.Write(bl.b)
+			done(bl)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for bl := range toCRC {
+			crc = crc32.Update(crc, crc32.IEEETable, bl.b)
+			done(bl)
+		}
+	}()
+	finish := func() {
+		close(toBlake)
+		close(toCRC)
+		wg.Wait()
+		for range copyDepth {
+			bl := <-free
+			copyBufs.Put(&bl.b)
+		}
+	}
+
+	pos := off
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			finish()
+			return nil, 0, err
+		}
+		bl := <-free
+		bl.b = bl.b[:cap(bl.b)]
+		k, rerr := io.ReadFull(src, bl.b)
+		if k == 0 {
+			free <- bl
+		} else {
+			n += int64(k)
+			if n > e.size {
+				free <- bl
+				finish()
+				return nil, 0, fmt.Errorf("entry %q: %w: %s grew past %d bytes", e.Name, ErrChanged, e.Path, e.size)
+			}
+			bl.b = bl.b[:k]
+			bl.left.Store(2)
+			toBlake <- bl
+			toCRC <- bl
+			// The hashers read bl.b while it is written: both only read.
+			if _, err := zw.f.WriteAt(bl.b, pos); err != nil {
+				finish()
+				return nil, 0, fmt.Errorf("entry %q: %w", e.Name, err)
+			}
+			pos += int64(k)
+			zw.advance(int64(k), pos)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			finish()
+			return nil, 0, fmt.Errorf("entry %q: read %s: %w", e.Name, e.Path, rerr)
+		}
+	}
+	finish()
+	if n != e.size {
+		return nil, 0, fmt.Errorf("entry %q: %w: %s has %d bytes, expected %d", e.Name, ErrChanged, e.Path, n, e.size)
+	}
+	// Later entries are written through zw.bw at the file offset.
+	if _, err := zw.f.Seek(pos, io.SeekStart); err != nil {
+		return nil, 0, err
+	}
+	return h.Sum(nil), crc, nil
 }
 
 // writeStored appends a small stored entry and returns its record.

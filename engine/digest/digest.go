@@ -4,10 +4,12 @@
 package digest
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -53,20 +55,38 @@ func Reader(r io.Reader) (string, int64, error) {
 	h := New()
 	bp := bufs.Get().(*[]byte)
 	defer bufs.Put(bp)
-	n, err := io.CopyBuffer(h, r, *bp)
+	// Hide r's WriteTo (an *os.File has one since Go 1.22): io.CopyBuffer
+	// would use it and read 32 KiB at a time instead of filling buf.
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{r}, *bp)
 	if err != nil {
 		return "", n, err
 	}
 	return Format(h.Sum(nil)), n, nil
 }
 
-// File returns the digest and size of the file at path.
+// File returns the digest and size of the file at path. A regular file
+// larger than two segments is hashed on all cores (ReaderAt).
 func File(path string) (string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", 0, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > 2*SegmentSize {
+		d, err := ReaderAt(context.Background(), f, 0, fi.Size(), runtime.GOMAXPROCS(0), nil)
+		if err != nil {
+			return "", 0, fmt.Errorf("hash %s: %w", path, err)
+		}
+		// The file grew while hashed: fall back to what a stream read sees.
+		if _, err := f.Seek(fi.Size(), io.SeekStart); err == nil {
+			if k, _ := f.Read(make([]byte, 1)); k == 0 {
+				return d, fi.Size(), nil
+			}
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return "", 0, fmt.Errorf("hash %s: %w", path, err)
+		}
+	}
 	d, n, err := Reader(f)
 	if err != nil {
 		return "", n, fmt.Errorf("hash %s: %w", path, err)

@@ -123,3 +123,27 @@ func BenchmarkFile(b *testing.B) {
 		}
 	}
 }
+
+// TestFileLarge checks File's parallel path (files over two segments) and
+// its stream path give the plain BLAKE3 of the bytes.
+func TestFileLarge(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []int{100, 2 * SegmentSize, 2*SegmentSize + 4097} {
+		data := make([]byte, n)
+		rng := rand.New(rand.NewPCG(uint64(n), 5))
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
+		path := filepath.Join(dir, "f")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, size, err := File(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := Bytes(data); d != want || size != int64(n) {
+			t.Errorf("n=%d: File = %s %d, want %s %d", n, d, size, want, n)
+		}
+	}
+}
