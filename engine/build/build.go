@@ -19,6 +19,7 @@ import (
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/constellation"
 	"github.com/volt-cli/volt/engine/plan"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // ErrNoPacker is returned when a directory image needs a format plugin and none is available.
@@ -80,12 +81,21 @@ type Layout struct {
 	Entries  []bundle.Entry
 }
 
+// stagingPrefix starts the name of a build's staging directory, made
+// beside the output so packed images can be renamed or copied cheaply.
+const stagingPrefix = ".volt-build-"
+
 // Build executes p into opts.Output and returns the final manifest.
 func Build(ctx context.Context, p *plan.Plan, opts Options) (*bundle.Manifest, error) {
-	staging, err := os.MkdirTemp(filepath.Dir(absOr(opts.Output)), ".volt-build-*")
+	// Staging dirs of builds that were killed are removed here; a live
+	// build holds a lock on its own (atomicfile.MkdirTemp).
+	dir := filepath.Dir(absOr(opts.Output))
+	_, _ = atomicfile.RemoveStale(dir, stagingPrefix) // best effort: MkdirTemp reports an unusable dir
+	staging, hold, err := atomicfile.MkdirTemp(dir, stagingPrefix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("build: staging dir: %w", err)
 	}
+	defer hold.Release()
 	defer os.RemoveAll(staging)
 	l, err := layout(ctx, p, opts, staging, true)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/volt-cli/volt/sdk/atomicfile"
 )
 
 // SetSignature adds, replaces or (when sig is empty) removes
@@ -49,10 +51,11 @@ func SetSignature(ctx context.Context, path string, sig []byte) error {
 		end = int64(ze.offset) + ze.localHeaderLen() + int64(ze.csize)
 	}
 
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, hold, err := atomicfile.CreateTemp(filepath.Dir(path), TempPrefix(path)+"*")
 	if err != nil {
 		return fail(err)
 	}
+	defer hold.Release() // last: after the temp is renamed or removed
 	published := false
 	defer func() {
 		if !published {
