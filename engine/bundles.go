@@ -61,6 +61,12 @@ type CreateResult struct {
 
 // EvalRecipe evaluates the recipe of opts into a Plan.
 func (e *Engine) EvalRecipe(ctx context.Context, opts CreateOptions) (*plan.Plan, error) {
+	return e.evalRecipe(ctx, opts, false)
+}
+
+// evalRecipe is EvalRecipe; deferDigests leaves image files unhashed
+// (starlark.Options.DeferImageDigests) for a build that hashes them anyway.
+func (e *Engine) evalRecipe(ctx context.Context, opts CreateOptions, deferDigests bool) (*plan.Plan, error) {
 	dir := opts.Dir
 	if dir == "" {
 		dir = "."
@@ -81,11 +87,12 @@ func (e *Engine) EvalRecipe(ctx context.Context, opts CreateOptions) (*plan.Plan
 		steps = uint64(max(0, e.Config.Int("recipe.max_steps")))
 	}
 	return starlark.Eval(ctx, starlark.Options{
-		Root:     root,
-		File:     file.name,
-		Params:   opts.Params,
-		MaxSteps: steps,
-		Print:    opts.Print,
+		Root:              root,
+		DeferImageDigests: deferDigests,
+		File:              file.name,
+		Params:            opts.Params,
+		MaxSteps:          steps,
+		Print:             opts.Print,
 	})
 }
 
@@ -115,7 +122,7 @@ func recipeFile(root string, dirGiven bool, file string) (recipeLoc, error) {
 
 // CreateBundle evaluates a recipe and builds (or dry-runs) its bundle.
 func (e *Engine) CreateBundle(ctx context.Context, opts CreateOptions) (*CreateResult, error) {
-	p, err := e.EvalRecipe(ctx, opts)
+	p, err := e.evalRecipe(ctx, opts, !opts.DryRun)
 	if err != nil {
 		return nil, err
 	}
@@ -191,11 +198,33 @@ func (e *Engine) CreateBundle(ctx context.Context, opts CreateOptions) (*CreateR
 	if err != nil {
 		return nil, err
 	}
+	fillImageDigests(p, m)
 	res.Manifest, res.Output = m, out
 	if fi, err := os.Stat(out); err == nil {
 		res.Size = fi.Size()
 	}
 	return res, nil
+}
+
+// fillImageDigests gives the Plan's image files (left unhashed by
+// evaluation for a build) the digests the bundle writer computed, so the
+// Plan says what EvalRecipe's would. Directories and build steps keep "".
+func fillImageDigests(p *plan.Plan, m *bundle.Manifest) {
+	for _, s := range p.Services {
+		svc := m.Services[s.Name]
+		if svc == nil {
+			continue
+		}
+		for pl, src := range s.Images {
+			img := svc.Images[pl]
+			if src.Digest != "" || src.Build != nil || img == nil {
+				continue
+			}
+			if fi, err := os.Stat(filepath.Join(p.Root, filepath.FromSlash(src.Path))); err == nil && fi.Mode().IsRegular() {
+				src.Digest = img.Digest
+			}
+		}
+	}
 }
 
 // attachPlugins wires format and runtime plugins into a build. When a

@@ -340,6 +340,9 @@ func (ev *evaluator) imageSource(kind plan.Kind, rel string, dirOK, fileOK bool,
 	switch {
 	case st.IsDir() && dirOK:
 	case st.Mode().IsRegular() && fileOK:
+		if ev.opts.DeferImageDigests {
+			break
+		}
 		d, rerr := ev.hashFile(src.Path, abs)
 		if rerr != nil {
 			return nil, rerr.atPos(at)

@@ -32,6 +32,11 @@ const DefaultMaxSteps uint64 = 10_000_000
 type Options struct {
 	// Root is the recipe root directory (absolute). Recipes read nothing outside it.
 	Root string
+	// DeferImageDigests leaves ImageSource.Digest of image files empty
+	// instead of hashing every image during evaluation. bundle create sets
+	// it: the bundle writer hashes each image as it copies it, so a 1 GiB
+	// image is read once, not twice; the engine fills the digests in after.
+	DeferImageDigests bool
 	// File is the recipe path relative to Root; "" means DefaultFile, or
 	// DefaultRecipe when DefaultFile does not exist.
 	File string

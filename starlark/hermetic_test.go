@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/volt-cli/volt/engine/digest"
 )
 
 // writeTree creates files (path -> content) under a new temp dir and returns it.
@@ -285,6 +287,31 @@ func TestExamplesFormatted(t *testing.T) {
 		}
 		if !bytes.Equal(got, src) {
 			t.Errorf("%s is not formatted; volt recipe fmt gives:\n%s", f, got)
+		}
+	}
+}
+
+// TestDeferImageDigests checks that bundle create's evaluation leaves image
+// files unhashed (the writer hashes them) and a plain one hashes them.
+func TestDeferImageDigests(t *testing.T) {
+	root := writeTree(t, map[string]string{
+		"volt-compose.yaml":    "name: demo\ncontainers:\n  web: {image: images/web.tar}\n",
+		"images/web.tar":       "a",
+		"images/db/oci-layout": "{}",
+	})
+	for _, tc := range []struct {
+		deferred bool
+		want     string
+	}{
+		{false, digest.Bytes([]byte("a"))},
+		{true, ""},
+	} {
+		p, err := Eval(context.Background(), Options{Root: root, DeferImageDigests: tc.deferred})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Services[0].Images["linux/amd64"].Digest; got != tc.want {
+			t.Errorf("DeferImageDigests=%v: image digest %q, want %q", tc.deferred, got, tc.want)
 		}
 	}
 }
