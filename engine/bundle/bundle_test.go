@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -424,6 +425,38 @@ func TestCrashHelper(t *testing.T) {
 func TestCrashSafety(t *testing.T) {
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "crash.vbundle")
+	cmd, tmps := startCrashHelper(t, dir, dest)
+	if len(tmps) != 1 {
+		t.Errorf("expected one temp file mid-write, got %v", tmps)
+	}
+	if err := cmd.Process.Signal(os.Kill); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Fatalf("%s exists after the writer was killed mid-write", dest)
+	}
+
+	// The next write of dest removes the killed writer's temp file, and
+	// leaves a live writer's alone.
+	live, all := startCrashHelper(t, dir, dest)
+	defer func() { live.Process.Kill(); live.Wait() }()
+	writeTest(t, dest, testEntries(t, t.TempDir(), 1000), WriteOptions{})
+	left, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
+	for _, tmp := range tmps {
+		if slices.Contains(left, tmp) {
+			t.Errorf("the killed writer's %s is still there after the next write", tmp)
+		}
+	}
+	if len(left) != 1 || !slices.Contains(all, left[0]) || slices.Contains(tmps, left[0]) {
+		t.Errorf("temp files after the write: %v; want only the live writer's (of %v)", left, all)
+	}
+}
+
+// startCrashHelper starts TestCrashHelper writing dest and returns it once
+// it is mid-write, with the temp files then in dir.
+func startCrashHelper(t *testing.T, dir, dest string) (*exec.Cmd, []string) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$")
 	cmd.Env = append(os.Environ(), crashEnv+"="+dest)
 	out, err := cmd.StdoutPipe()
@@ -441,14 +474,5 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatalf("helper did not start writing: %q", buf[:n])
 	}
 	tmps, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
-	if len(tmps) != 1 {
-		t.Errorf("expected one temp file mid-write, got %v", tmps)
-	}
-	if err := cmd.Process.Signal(os.Kill); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	if _, err := os.Stat(dest); !os.IsNotExist(err) {
-		t.Fatalf("%s exists after the writer was killed mid-write", dest)
-	}
+	return cmd, tmps
 }
