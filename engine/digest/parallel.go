@@ -118,12 +118,16 @@ func parallel(ctx context.Context, src source, off, n int64, workers int, report
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, BufSize)
+			var scratch [][8]uint32 // one chaining value per chunk of a segment
+			if haveKernel {
+				scratch = make([][8]uint32, segChunks)
+			}
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= nseg || ctx.Err() != nil {
 					return
 				}
-				cv, err := segmentCV(ctx, src, off+int64(i)*SegmentSize, uint64(i)*segChunks, segHeight, buf)
+				cv, err := segmentCV(ctx, src, off+int64(i)*SegmentSize, uint64(i)*segChunks, segHeight, buf, scratch)
 				if err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
@@ -169,7 +173,44 @@ func parallel(ctx context.Context, src source, off, n int64, workers int, report
 
 // segmentCV hashes the SegmentSize bytes at off, whose first chunk has index
 // counter, and returns the chaining value of that subtree (not a root).
-func segmentCV(ctx context.Context, src source, off int64, counter uint64, height int, buf []byte) (cv [8]uint32, err error) {
+// cvs is scratch room for one chaining value per chunk of the segment.
+func segmentCV(ctx context.Context, src source, off int64, counter uint64, height int, buf []byte, cvs [][8]uint32) (cv [8]uint32, err error) {
+	if !haveKernel {
+		return segmentCVGuts(ctx, src, off, counter, height, buf)
+	}
+	// Volt's kernels (blake3_amd64.s): every chunk's chaining value, 16
+	// chunks a call, then the tree level by level, 16 parents a call.
+	for done := int64(0); done < SegmentSize; {
+		if err := ctx.Err(); err != nil {
+			return cv, err
+		}
+		b, err := src.at(buf, off+done, int(min(int64(len(buf)), SegmentSize-done)))
+		if err != nil {
+			return cv, err
+		}
+		for j := 0; j < len(b); j += simdBytes {
+			c := int(done+int64(j)) / guts.ChunkSize
+			chunkCVs16((*[16][8]uint32)(cvs[c:c+16]), (*[simdBytes]byte)(b[j:j+simdBytes]), counter+uint64(c))
+		}
+		done += int64(len(b))
+	}
+	n := len(cvs)
+	for ; n >= 32; n /= 2 {
+		for i := 0; i < n/32; i++ {
+			parentCVs16((*[16][8]uint32)(cvs[16*i:16*i+16]), (*[32][8]uint32)(cvs[32*i:32*i+32]))
+		}
+	}
+	for ; n > 1; n /= 2 {
+		for i := 0; i < n/2; i++ {
+			cvs[i] = guts.ChainingValue(guts.ParentNode(cvs[2*i], cvs[2*i+1], &guts.IV, 0))
+		}
+	}
+	return cvs[0], nil
+}
+
+// segmentCVGuts is segmentCV with lukechampine.com/blake3/guts's SIMD
+// primitives, where Volt's kernels do not run.
+func segmentCVGuts(ctx context.Context, src source, off int64, counter uint64, height int, buf []byte) (cv [8]uint32, err error) {
 	var st cvStack
 	for done := int64(0); done < SegmentSize; {
 		if err := ctx.Err(); err != nil {
