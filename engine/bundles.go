@@ -14,6 +14,7 @@ import (
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/plan"
 	"github.com/volt-cli/volt/engine/sign"
+	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/starlark"
 )
 
@@ -170,10 +171,15 @@ func (e *Engine) CreateBundle(ctx context.Context, opts CreateOptions) (*CreateR
 	case "", "vbundle":
 	case aceFormat:
 		// The vbundle is made first (one way to make every bundle), then mapped to ACE.
-		tmp, err := os.MkdirTemp(filepath.Dir(absPath(out)), ".volt-create-*")
+		// Like the bundle's own temps: locked while used, and those of
+		// killed creates removed here (sdk/atomicfile.RemoveStale).
+		dir := filepath.Dir(absPath(out))
+		_, _ = atomicfile.RemoveStale(dir, ".volt-create-")
+		tmp, hold, err := atomicfile.MkdirTemp(dir, ".volt-create-*")
 		if err != nil {
 			return nil, err
 		}
+		defer hold.Release()
 		defer os.RemoveAll(tmp)
 		bopts.Output = filepath.Join(tmp, "bundle.vbundle")
 		e.confineFormats([]string{p.Root}, []string{filepath.Dir(absPath(out))})
