@@ -74,8 +74,9 @@ func checkCanonical(ra io.ReaderAt, size int64, files []*zip.File) ([]int64, err
 	if err != nil {
 		return nil, err
 	}
+	w := &window{ra: ra, size: size}
 	for i := range ents {
-		if err := checkLocal(ra, size, &ents[i]); err != nil {
+		if err := checkLocal(w, &ents[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -246,16 +247,46 @@ func readCentral(ra io.ReaderAt, start, end int64, files []*zip.File) ([]canon, 
 	return ents, nil
 }
 
+// window reads local headers through one buffer: small entries share a
+// read, so Open costs one system call per 32 KiB of small entries rather
+// than one per entry.
+type window struct {
+	ra   io.ReaderAt
+	size int64
+	buf  []byte
+	off  int64 // file offset of buf[0]
+}
+
+// windowSize is what window reads at a time.
+const windowSize = 32 << 10
+
+// at returns up to n bytes at off (fewer only at the end of the file).
+func (w *window) at(off, n int64) ([]byte, error) {
+	if off >= w.off && off+n <= w.off+int64(len(w.buf)) {
+		return w.buf[off-w.off : off-w.off+n], nil
+	}
+	k := min(max(n, windowSize), w.size-off)
+	if cap(w.buf) < int(k) {
+		w.buf = make([]byte, k)
+	}
+	w.buf, w.off = w.buf[:k], off
+	if _, err := w.ra.ReadAt(w.buf, off); err != nil && err != io.EOF {
+		w.buf = w.buf[:0]
+		return nil, err
+	}
+	return w.buf[:min(n, k)], nil
+}
+
 // checkLocal checks c's local header against its central record and sets
 // c.dataOff.
-func checkLocal(ra io.ReaderAt, size int64, c *canon) error {
+func checkLocal(w *window, c *canon) error {
 	le := binary.LittleEndian
-	want := int64(localLen + len(c.name) + local64Extra)
+	size := w.size
 	if c.offset >= size {
 		return structErr(ErrTruncated, "entry %q: local header offset %d is past the end of the file (%d bytes)", c.name, c.offset, size)
 	}
-	buf := make([]byte, min(want, size-c.offset))
-	if n, err := ra.ReadAt(buf, c.offset); n < localLen {
+	buf, err := w.at(c.offset, int64(localLen+len(c.name)+local64Extra))
+	if err != nil || len(buf) < localLen {
 		return structErr(ErrTruncated, "entry %q: local header at %d unreadable: %v", c.name, c.offset, err)
 	}
 	if le.Uint32(buf) != sigLocal {
@@ -267,8 +298,7 @@ func checkLocal(ra io.ReaderAt, size int64, c *canon) error {
 		if n > size-c.offset {
 			return structErr(ErrTruncated, "entry %q: local header at %d extends past the end of the file", c.name, c.offset)
 		}
-		buf = make([]byte, n)
-		if _, err := ra.ReadAt(buf, c.offset); err != nil {
+		if buf, err = w.at(c.offset, n); err != nil || int64(len(buf)) < n {
 			return structErr(ErrTruncated, "entry %q: local header at %d unreadable: %v", c.name, c.offset, err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -304,5 +305,25 @@ func TestCanonicalZip64Tail(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// BenchmarkOpen1000Entries measures Open (what `volt bundle inspect` does)
+// of a bundle with 1000 small entries: the canonical check reads each local
+// header once.
+func BenchmarkOpen1000Entries(b *testing.B) {
+	dir := b.TempDir()
+	entries := testEntries(b, dir, 1<<20)
+	for i := range 997 {
+		entries = append(entries, Entry{Name: fmt.Sprintf("config/web/file-%04d.conf", i), Data: []byte("key = value\n"), Compress: i%2 == 0})
+	}
+	path := filepath.Join(dir, "many.vbundle")
+	writeTest(b, path, entries, WriteOptions{Sign: fakeSign})
+	for b.Loop() {
+		r, err := Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Close()
 	}
 }

@@ -187,15 +187,10 @@ func (r *Reader) checkEntries(opts ReadOptions, offs []int64) error {
 			return structErr(ErrTooLarge, "entries declare more than %d bytes in total", opts.MaxTotalSize)
 		}
 		total += us
-		off, err := zf.DataOffset()
-		if err != nil {
-			return structErr(ErrTruncated, "entry %q: local header unreadable: %v", name, err)
-		}
-		if off != offs[i] {
-			// archive/zip, which decompresses and CRC-checks entries, must
-			// read the bytes checkCanonical checked.
-			return nonCanonical("entry %q: data found at offset %d and at %d", name, off, offs[i])
-		}
+		// checkCanonical parsed the records archive/zip parsed, with the
+		// same Zip64 rules, and made sure its base offset is 0: this is
+		// where zf.Open reads (zf.DataOffset would read the header again).
+		off := offs[i]
 		if cs > uint64(r.size) || off < 0 || off > r.size-int64(cs) {
 			return structErr(ErrTruncated, "entry %q: data (%d bytes at %d) extends past the end of the file (%d bytes)", name, cs, off, r.size)
 		}
