@@ -157,7 +157,14 @@ func readEnd(ra io.ReaderAt, size int64) (cdStart, cdEnd int64, count uint64, er
 	}
 	if cdOff > uint64(cdEnd) || cdSize != uint64(cdEnd)-cdOff {
 		if cdOff <= uint64(cdEnd) && cdSize < uint64(cdEnd)-cdOff {
-			return 0, 0, 0, nonCanonical("%d bytes lie between the central directory and the end record", uint64(cdEnd)-cdOff-cdSize)
+			extra := uint64(cdEnd) - cdOff - cdSize
+			var sig [4]byte
+			if _, err := ra.ReadAt(sig[:], cdEnd-int64(cdSize)); err == nil && le.Uint32(sig[:]) == sigCentral {
+				// The directory is where its size says, not where its
+				// offset says: bytes were prepended (a self-extractor's stub).
+				return 0, 0, 0, nonCanonical("%d bytes precede the first entry (the archive's offsets do not count them)", extra)
+			}
+			return 0, 0, 0, nonCanonical("%d bytes lie between the central directory and the end record", extra)
 		}
 		return 0, 0, 0, nonCanonical("the central directory (%d bytes at offset %d) does not end where the end record starts (offset %d)", cdSize, cdOff, cdEnd)
 	}

@@ -201,7 +201,7 @@ func TestOpenRefusesNonCanonical(t *testing.T) {
 		{"gap between entries", forgery{gapAfter: map[int]int{1: 7}}, []string{`entry "` + imgName + `"`, `7-byte gap after entry "compose.yaml"`}},
 		{"gap before the directory", forgery{gapAfter: map[int]int{2: 5}}, []string{"5 bytes lie between the last entry", imgName}},
 		{"data before the first entry", forgery{prefix: 64}, []string{`64 bytes precede the first entry "bundle.json"`}},
-		{"self-extractor prefix", forgery{prefix: 64, relative: true}, nil},
+		{"self-extractor prefix", forgery{prefix: 64, relative: true}, []string{"64 bytes precede the first entry (the archive's offsets do not count them)"}},
 		{"trailing data", forgery{trailing: []byte("appended")}, []string{"8 bytes follow the end-of-central-directory record"}},
 		{"archive comment", forgery{comment: "hello"}, []string{"5 bytes follow the end-of-central-directory record"}},
 		{"overlapping entries", forgery{nest: true}, []string{"overlap", "compose.yaml", imgName}},
