@@ -393,11 +393,16 @@ func (e *Engine) VerifyBundle(ctx context.Context, path string, opts VerifyOptio
 		return rep, fmt.Errorf("%w: %s: %s", ErrVerifyFailed, c.Name, c.Detail)
 	}
 	r, err := bundle.Open(path)
+	if errors.Is(err, bundle.ErrNonCanonical) {
+		return fail(Check{Name: "zip", Detail: err.Error()})
+	}
 	if err != nil {
 		return fail(Check{Name: "structure", Detail: err.Error()})
 	}
 	defer r.Close()
-	rep.Checks = append(rep.Checks, Check{Name: "structure", OK: true, Detail: fmt.Sprintf("%d entries, manifest version %d", len(r.Entries()), r.Manifest().Version)})
+	rep.Checks = append(rep.Checks,
+		Check{Name: "zip", OK: true, Detail: fmt.Sprintf("canonical: %d local headers agree with the central directory; no gap, overlap or byte outside the entries", len(r.Entries()))},
+		Check{Name: "structure", OK: true, Detail: fmt.Sprintf("%d entries, manifest version %d", len(r.Entries()), r.Manifest().Version)})
 
 	sig, err := r.Signature()
 	if err != nil {

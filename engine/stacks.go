@@ -33,6 +33,11 @@ type ImportOptions struct {
 	Notify func(string)
 	// OnWait is called if another volt process holds the state lock.
 	OnWait func()
+	// Checks, when set, receives after a successful import the checks that
+	// ran: VerifyBundle's (zip, structure, signature, integrity, cas) and
+	// "tar" (every image unpacked by its format plugin inside its rootfs,
+	// device nodes skipped).
+	Checks func([]Check)
 }
 
 // Import verifies and deploys a bundle. The state root is locked for the
@@ -89,7 +94,12 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 			opts.Signer = c.Detail
 		}
 	}
-	return e.Deployer(opts.Notify).Import(ctx, opts.ImportOptions)
+	st, err := e.Deployer(opts.Notify).Import(ctx, opts.ImportOptions)
+	if err == nil && opts.Checks != nil {
+		opts.Checks(append(rep.Checks, Check{Name: "tar", OK: true,
+			Detail: "images unpacked by their format plugin inside each rootfs: no path outside it, no device nodes"}))
+	}
+	return st, err
 }
 
 // PS returns the status of every workload of every stack (all, or only running ones).

@@ -310,7 +310,11 @@ func bundleVerifyCommand() *command {
 		name:    "verify",
 		summary: "Check a bundle's structure, every entry's BLAKE3 and its signature",
 		usage:   "BUNDLE [--require-signature] [--trusted-key KEY]... [--allowed-signers FILE]",
-		long: `Exit codes: 0 passed, 3 verification failed, 1 other errors (file unreadable…).
+		long: `Checks, in order (each a line, and an entry of "checks" with -o json): zip (the archive
+is the canonical ZIP Volt writes: local headers agree with the central directory, no gap,
+overlap or byte outside the entries), structure (bundle.json and entry names), signature,
+integrity (every entry's BLAKE3), cas (with --deep).
+Exit codes: 0 passed, 3 verification failed, 1 other errors (file unreadable…).
 Signatures are checked against config bundle.trusted_keys and bundle.allowed_signers.`,
 		examples: `volt bundle verify hello.vbundle
 volt bundle verify --require-signature prod.vbundle
@@ -361,7 +365,7 @@ volt bundle verify --trusted-key "$(cat ~/.config/volt/signing-key.pub)" prod.vb
 
 func printVerify(a *app, rep *engine.VerifyReport) {
 	ok, bad := a.marks()
-	titles := map[string]string{"structure": "Structure", "signature": "Signature", "integrity": "Manifest integrity", "cas": "CAS objects"}
+	titles := map[string]string{"zip": "Canonical ZIP", "structure": "Structure", "signature": "Signature", "integrity": "Manifest integrity", "cas": "CAS objects"}
 	for _, c := range rep.Checks {
 		mark := ok
 		if !c.OK {

@@ -27,7 +27,9 @@ func bundleImportCommand() *command {
 config bundle.require_signature), unpacks each service's image for this host's platform,
 applies config overlays with ${VAR} expansion, and starts the services in dependency order.
 Importing the same bundle again does nothing; --force replaces a deployed stack. A failed
-import leaves the previous deployment running.`,
+import leaves the previous deployment running. Device nodes in images are never created
+(each skipped with a warning). With -o json the stack is printed with "checks": the
+checks that ran (zip, structure, signature, integrity, tar).`,
 		examples: `volt bundle import my-stack.vbundle
 volt bundle import --verify --run-hooks prod.vbundle
 volt bundle import --set DB_PASSWORD=secret --set APP_ENV=staging my-stack.vbundle
@@ -52,11 +54,13 @@ volt bundle import oci://registry.example:5000/team/my-stack:v1.2.0`,
 						return err
 					}
 				}
+				var checks []engine.Check
 				st, err := a.eng.Import(ctx, engine.ImportOptions{
 					ImportOptions: deploy.ImportOptions{Bundle: args[0], Vars: vars, RunHooks: *hooks, NoStart: *noStart, Force: *force, Name: *name},
 					Verify:        *verify,
 					Notify:        func(s string) { a.infof("%s", s) },
 					OnWait:        func() { a.infof("waiting for another volt process to finish…") },
+					Checks:        func(c []engine.Check) { checks = c },
 				})
 				if errors.Is(err, deploy.ErrUnchanged) {
 					a.infof("%s: nothing to do (use --force to redeploy)", err)
@@ -66,7 +70,10 @@ volt bundle import oci://registry.example:5000/team/my-stack:v1.2.0`,
 					return importError(err)
 				}
 				if a.json() {
-					return a.printJSON(st)
+					return a.printJSON(struct {
+						*deploy.Stack
+						Checks []engine.Check `json:"checks"`
+					}{st, checks})
 				}
 				a.infof("Deployed stack %s (%s v%s, %s)", st.Name, st.Bundle.Name, st.Bundle.Version, plural(len(st.Workloads), "workload"))
 				return nil

@@ -157,7 +157,7 @@ func TestOpenRefusesBadBundles(t *testing.T) {
 		}, want: ErrSize},
 		{name: "zip bomb ratio", files: func() []cf { return add(cf{name: "volumes/web/data.tar", data: zeros, deflate: true}) }, want: ErrTooLarge},
 		{name: "zip bomb forged size", files: func() []cf {
-			return add(cf{name: "volumes/web/data.tar", data: []byte("small"), deflate: true, usize: 1 << 45})
+			return add(cf{name: "volumes/web/data.tar", data: []byte("small"), deflate: true, usize: 1 << 31})
 		}, want: ErrTooLarge},
 		{name: "truncated", raw: func(t testing.TB) string {
 			path := craft(t, withManifest(baseFiles(), nil))
@@ -335,6 +335,20 @@ func FuzzOpen(f *testing.F) {
 	crafted, _ := os.ReadFile(craft(f, withManifest(baseFiles(), nil)))
 	f.Add(crafted)
 	f.Add([]byte("PK\x05\x06" + strings.Repeat("\x00", 18)))
+	// Non-canonical archives (open_canonical_test.go): each must stay refused.
+	f.Add(forge(f, forgery{}))
+	f.Add(forge(f, forgery{local: func(i int, h *zentry) {
+		if i == 1 {
+			h.name = strings.Repeat("../", 16) + "compose.yaml"
+		}
+	}}))
+	f.Add(forge(f, forgery{gapAfter: map[int]int{1: 7}}))
+	f.Add(forge(f, forgery{prefix: 64}))
+	f.Add(forge(f, forgery{prefix: 64, relative: true}))
+	f.Add(forge(f, forgery{trailing: []byte("appended")}))
+	f.Add(forge(f, forgery{comment: "hello"}))
+	f.Add(forge(f, forgery{nest: true}))
+	f.Add(forge(f, forgery{order: []int{0, 2, 1}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := NewReader(bytes.NewReader(b), int64(len(b)), "fuzz.vbundle", ReadOptions{MaxTotalSize: 64 << 20})
 		if err != nil {
@@ -344,6 +358,7 @@ func FuzzOpen(f *testing.F) {
 			return
 		}
 		defer r.Close()
+		assertCanonical(t, b, r)
 		if _, err := r.Verify(context.Background(), VerifyOptions{Workers: 2}); err != nil && !errors.Is(err, ErrIntegrity) {
 			t.Fatalf("verify error is not ErrIntegrity: %v", err)
 		}
@@ -357,4 +372,26 @@ func FuzzOpen(f *testing.F) {
 		}
 		r.Signature()
 	})
+}
+
+// assertCanonical checks what Open promises about an archive it accepted:
+// it ends with an end record without comment, every local header names its
+// entry and the entries tile the file from offset 0 without gaps.
+func assertCanonical(t *testing.T, b []byte, r *Reader) {
+	t.Helper()
+	if n := len(b); n < endLen || string(b[n-endLen:n-endLen+4]) != "PK\x05\x06" || b[n-2] != 0 || b[n-1] != 0 {
+		t.Fatal("accepted an archive that does not end with a comment-less end record")
+	}
+	var pos int64
+	for _, zf := range r.files {
+		off := r.dataOff[zf.Name]
+		start := off - localLen - int64(len(zf.Name))
+		if start != pos {
+			start -= local64Extra
+		}
+		if start != pos || string(b[start:start+4]) != "PK\x03\x04" || string(b[start+localLen:start+localLen+int64(len(zf.Name))]) != zf.Name {
+			t.Fatalf("entry %q: local header not at %d or naming another entry", zf.Name, pos)
+		}
+		pos = off + int64(zf.CompressedSize64)
+	}
 }

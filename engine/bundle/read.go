@@ -75,14 +75,16 @@ type Reader struct {
 // Open opens the bundle at path with default ReadOptions.
 func Open(path string) (*Reader, error) { return OpenWith(path, ReadOptions{}) }
 
-// OpenWith opens the bundle at path and checks its structure: a readable ZIP
-// with bundle.json first (physically and in the directory), a valid manifest
+// OpenWith opens the bundle at path and checks its structure: a canonical
+// ZIP (see checkCanonical: local headers agree with the central directory,
+// entries tile the file without gap or overlap, nothing before the first
+// entry or after the end records) with bundle.json first (physically and in the directory), a valid manifest
 // of FormatVersion, safe unique names, regular files only, every entry
 // listed in integrity.files (except bundle.json and signatures/*), every
 // listed file present, image sizes and digests agreeing with the archive,
 // and declared sizes within opts. Errors wrap ErrStructure and one specific
-// sentinel (ErrTruncated, ErrManifest, ErrVersion, ErrUnsafeName,
-// ErrUnlisted, ErrMissing, ErrSize, ErrTooLarge). It does not hash entry
+// sentinel (ErrNonCanonical, ErrTruncated, ErrManifest, ErrVersion,
+// ErrUnsafeName, ErrUnlisted, ErrMissing, ErrSize, ErrTooLarge). It does not hash entry
 // data: call Verify or read entries with OpenEntry.
 func OpenWith(path string, opts ReadOptions) (*Reader, error) {
 	f, err := os.Open(path)
@@ -128,10 +130,14 @@ func newReader(ra io.ReaderAt, size int64, path string, opts ReadOptions) (*Read
 	if len(r.files) == 0 {
 		return nil, structErr(ErrManifest, "archive is empty; %s must be the first entry", ManifestName)
 	}
+	offs, err := checkCanonical(ra, size, r.files)
+	if err != nil {
+		return nil, err
+	}
 	if r.files[0].Name != ManifestName {
 		return nil, structErr(ErrManifest, "%s must be the first entry, found %q", ManifestName, r.files[0].Name)
 	}
-	if err := r.checkEntries(opts); err != nil {
+	if err := r.checkEntries(opts, offs); err != nil {
 		return nil, err
 	}
 	if err := r.readManifest(opts); err != nil {
@@ -140,15 +146,16 @@ func newReader(ra io.ReaderAt, size int64, path string, opts ReadOptions) (*Read
 	return r, nil
 }
 
-// checkEntries validates names, kinds, methods, sizes and data placement.
-func (r *Reader) checkEntries(opts ReadOptions) error {
+// checkEntries validates names, kinds, methods, sizes and data placement;
+// offs are the entries' data offsets found by checkCanonical.
+func (r *Reader) checkEntries(opts ReadOptions, offs []int64) error {
 	type span struct {
 		name       string
 		start, end int64
 	}
 	spans := make([]span, 0, len(r.files))
 	var total uint64
-	for _, zf := range r.files {
+	for i, zf := range r.files {
 		name := zf.Name
 		if err := CheckName(name); err != nil {
 			return err
@@ -180,10 +187,10 @@ func (r *Reader) checkEntries(opts ReadOptions) error {
 			return structErr(ErrTooLarge, "entries declare more than %d bytes in total", opts.MaxTotalSize)
 		}
 		total += us
-		off, err := zf.DataOffset()
-		if err != nil {
-			return structErr(ErrTruncated, "entry %q: local header unreadable: %v", name, err)
-		}
+		// checkCanonical parsed the records archive/zip parsed, with the
+		// same Zip64 rules, and made sure its base offset is 0: this is
+		// where zf.Open reads (zf.DataOffset would read the header again).
+		off := offs[i]
 		if cs > uint64(r.size) || off < 0 || off > r.size-int64(cs) {
 			return structErr(ErrTruncated, "entry %q: data (%d bytes at %d) extends past the end of the file (%d bytes)", name, cs, off, r.size)
 		}

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"io/fs"
@@ -28,6 +29,13 @@ type FormatFixture struct {
 	PackFormat string
 	// NoRoundTrip skips Unpack → Pack → Unpack (for plugins that only Convert).
 	NoRoundTrip bool
+	// DeviceInput returns a valid input (and its format, which Describe
+	// must list) whose content includes device nodes: DeviceTar writes a
+	// rootfs tarball carrying dev/hostile-sda (block 8:0, mode 0666) and
+	// dev/hostile-mem (char 1:1). Unpack must not create any block or
+	// character device from it (it may skip them or refuse the input).
+	// Nil skips the check; a plugin that unpacks images should set it.
+	DeviceInput func(t *testing.T) (path, format string)
 	// Equal compares two unpacked trees; nil means CompareTrees.
 	Equal func(t *testing.T, a, b string)
 	// Timeout bounds each subtest; 0 means 60 s.
@@ -36,7 +44,8 @@ type FormatFixture struct {
 
 // Format runs the format conformance suite: Info and Describe, an
 // Unpack → Pack → Unpack round trip that yields an equal tree, refusal of
-// bad inputs and unknown formats, and a cancelled ctx.
+// bad inputs and unknown formats, no device nodes from images, and a
+// cancelled ctx.
 func Format(t *testing.T, factory func(t *testing.T) FormatFixture) {
 	tests := []struct {
 		name string
@@ -46,6 +55,7 @@ func Format(t *testing.T, factory func(t *testing.T) FormatFixture) {
 		{"RoundTrip", testRoundTrip},
 		{"BadInputRefused", testBadInput},
 		{"UnknownFormatRefused", testUnknownFormat},
+		{"NoDeviceNodes", testNoDeviceNodes},
 		{"Cancelled", testFormatCancelled},
 	}
 	for _, tc := range tests {
@@ -113,6 +123,54 @@ func testRoundTrip(t *testing.T, f FormatFixture, ctx context.Context) {
 		eq = CompareTrees
 	}
 	eq(t, d1, d2)
+}
+
+// DeviceTar writes an uncompressed rootfs tarball holding a world-writable
+// block device for the host's first disk (dev/hostile-sda, 8:0), a
+// character device (dev/hostile-mem, 1:1) and etc/motd, and returns its path.
+func DeviceTar(t *testing.T) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: "dev/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "dev/hostile-sda", Typeflag: tar.TypeBlock, Devmajor: 8, Devminor: 0, Mode: 0o666},
+		{Name: "dev/hostile-mem", Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 1, Mode: 0o666},
+		{Name: "etc/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "etc/motd", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Write([]byte("hi\n"))
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "devices.tar")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// testNoDeviceNodes: whatever Unpack does with an image carrying device
+// nodes, none appears under Dest (systemd-nspawn gives containers their
+// own /dev; a node from an image could be the host's disk).
+func testNoDeviceNodes(t *testing.T, f FormatFixture, ctx context.Context) {
+	if f.DeviceInput == nil {
+		t.Skip("fixture has no DeviceInput")
+	}
+	image, format := f.DeviceInput(t)
+	dest := t.TempDir()
+	err := f.Format.Unpack(ctx, sdk.UnpackRequest{Image: image, Format: format, Dest: dest})
+	t.Logf("Unpack: %v", err)
+	filepath.WalkDir(dest, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type()&fs.ModeDevice != 0 {
+			t.Errorf("Unpack created device node %s", p)
+		}
+		return nil
+	})
 }
 
 func testBadInput(t *testing.T, f FormatFixture, ctx context.Context) {

@@ -19,14 +19,18 @@ const (
 	whiteoutPrefix = ".wh."
 	whiteoutMeta   = ".wh..wh."
 	opaqueWhiteout = ".wh..wh..opq"
+	// overlayOpaque is the PAX record of a directory that overlayfs marks
+	// opaque (layers made from an overlay upper directory).
+	overlayOpaque = "SCHILY.xattr.trusted.overlay.opaque"
 )
 
 // applier writes tar layers into a root, one after the other.
 type applier struct {
 	root         *root
-	asRoot       bool // chown entries and create device nodes
+	asRoot       bool // chown entries
 	logf         func(format string, args ...any)
 	skipped      []string
+	skippedSet   map[string]bool    // skipped names, so hard links to them are skipped too
 	dirs         map[string]dirMeta // final metadata of directories, applied at the end
 	buf          []byte
 	maxEntrySize int64 // 0: unbounded
@@ -41,7 +45,7 @@ func newApplier(r *root, asRoot bool, logf func(string, ...any)) *applier {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	return &applier{root: r, asRoot: asRoot, logf: logf, dirs: map[string]dirMeta{}, buf: make([]byte, 256<<10)}
+	return &applier{root: r, asRoot: asRoot, logf: logf, dirs: map[string]dirMeta{}, skippedSet: map[string]bool{}, buf: make([]byte, 256<<10)}
 }
 
 // applyLayer applies one (uncompressed) tar stream.
@@ -82,18 +86,30 @@ func (a *applier) applyEntry(hdr *tar.Header, tr io.Reader, written map[string]s
 	}
 
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo:
-	case tar.TypeChar, tar.TypeBlock:
-		if !a.asRoot {
-			a.skipped = append(a.skipped, name)
-			a.logf("skipping device node %q: not running as root", name)
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeFifo:
+	case tar.TypeLink:
+		if target, err := cleanName(hdr.Linkname); err == nil && a.skippedSet[target] {
+			a.skip(name, "skipping hard link %q to %q, which was skipped", name, target)
 			return nil
 		}
+	case tar.TypeChar, tar.TypeBlock:
+		if hdr.Typeflag == tar.TypeChar && hdr.Devmajor == 0 && hdr.Devminor == 0 {
+			// overlayfs's whiteout: the layer deletes name from the lower ones.
+			return a.whiteout(dir, whiteoutPrefix+base, written)
+		}
+		// Never a device node from an image, root or not: one could give
+		// the container (or any local user, through the state root) the
+		// host's disks. systemd-nspawn mounts its own /dev.
+		kind := "character"
+		if hdr.Typeflag == tar.TypeBlock {
+			kind = "block"
+		}
+		a.skip(name, "skipping %s device %q (%d:%d) in the image: Volt never creates device nodes from images (the container gets its own /dev)", kind, name, hdr.Devmajor, hdr.Devminor)
+		return nil
 	case tar.TypeXGlobalHeader:
 		return nil
 	default:
-		a.skipped = append(a.skipped, name)
-		a.logf("skipping %q: unsupported tar entry type %q", name, hdr.Typeflag)
+		a.skip(name, "skipping %q: unsupported tar entry type %q", name, hdr.Typeflag)
 		return nil
 	}
 	if a.maxEntrySize > 0 && hdr.Size > a.maxEntrySize {
@@ -111,7 +127,7 @@ func (a *applier) applyEntry(hdr *tar.Header, tr io.Reader, written map[string]s
 	exists := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil
 	if exists {
 		if hdr.Typeflag == tar.TypeDir && st.Mode&unix.S_IFMT == unix.S_IFDIR {
-			return a.finishDir(pfd, name, base, hdr)
+			return a.finishDir(pfd, name, base, hdr, written)
 		}
 		if err := removeAllAt(pfd, base); err != nil {
 			return err
@@ -125,7 +141,7 @@ func (a *applier) applyEntry(hdr *tar.Header, tr io.Reader, written map[string]s
 		if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
 			return fmt.Errorf("mkdir: %w", err)
 		}
-		return a.finishDir(pfd, name, base, hdr)
+		return a.finishDir(pfd, name, base, hdr, written)
 	case tar.TypeReg:
 		return a.writeFile(pfd, base, hdr, tr, mode)
 	case tar.TypeSymlink:
@@ -141,20 +157,19 @@ func (a *applier) applyEntry(hdr *tar.Header, tr io.Reader, written map[string]s
 		}
 		return nil // a hard link shares its target's metadata
 	case tar.TypeFifo:
+		// A named pipe reaches nothing outside the container: kept.
 		if err := unix.Mknodat(pfd, base, unix.S_IFIFO|mode, 0); err != nil {
 			return fmt.Errorf("mkfifo: %w", err)
 		}
-	case tar.TypeChar, tar.TypeBlock:
-		kind := uint32(unix.S_IFCHR)
-		if hdr.Typeflag == tar.TypeBlock {
-			kind = unix.S_IFBLK
-		}
-		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-		if err := unix.Mknodat(pfd, base, kind|mode, int(dev)); err != nil {
-			return fmt.Errorf("mknod: %w", err)
-		}
 	}
 	return a.setMeta(pfd, base, hdr, hdr.Typeflag != tar.TypeSymlink)
+}
+
+// skip records that name is not created and warns once, naming it.
+func (a *applier) skip(name, format string, args ...any) {
+	a.skipped = append(a.skipped, name)
+	a.skippedSet[name] = true
+	a.logf(format, args...)
 }
 
 // setMeta sets owner, mode (unless the entry is a symlink) and mtime of base in pfd.
@@ -181,8 +196,9 @@ func (a *applier) setMeta(pfd int, base string, hdr *tar.Header, chmod bool) err
 
 // finishDir records the directory's final mode and mtime (applied once all
 // layers are in, since writing children changes the mtime and a read-only
-// mode could block them) and sets its owner now.
-func (a *applier) finishDir(pfd int, name, base string, hdr *tar.Header) error {
+// mode could block them) and sets its owner now. A directory overlayfs
+// marks opaque hides what lower layers put in it.
+func (a *applier) finishDir(pfd int, name, base string, hdr *tar.Header, written map[string]struct{}) error {
 	if a.asRoot {
 		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("chown: %w", err)
@@ -190,7 +206,19 @@ func (a *applier) finishDir(pfd int, name, base string, hdr *tar.Header) error {
 	}
 	a.dirs[name] = dirMeta{mode: uint32(hdr.Mode) & 0o7777, mtime: hdr.ModTime}
 	// Keep the directory writable for us until the end.
-	return unix.Fchmodat(pfd, base, uint32(hdr.Mode)&0o7777|0o700, 0)
+	if err := unix.Fchmodat(pfd, base, uint32(hdr.Mode)&0o7777|0o700, 0); err != nil {
+		return err
+	}
+	if hdr.PAXRecords[overlayOpaque] != "y" {
+		return nil
+	}
+	// overlayfs's opaque directory: like .wh..wh..opq inside it.
+	fd, err := unix.Openat(pfd, base, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %q: %w", name, err)
+	}
+	defer unix.Close(fd)
+	return a.opaque(fd, name, written)
 }
 
 func (a *applier) writeFile(pfd int, base string, hdr *tar.Header, r io.Reader, mode uint32) error {

@@ -44,6 +44,7 @@ func TestConformance(t *testing.T) {
 				os.WriteFile(junk, []byte("not an image"), 0o644)
 				return []string{trunc, junk}
 			},
+			DeviceInput: func(t *testing.T) (string, string) { return conformance.DeviceTar(t), oci.FormatRootfs },
 		}
 	})
 }

@@ -8,10 +8,10 @@ package oci
 import (
 	"context"
 	"fmt"
-	"log"
 	"os"
 	"path/filepath"
-	"strings"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/volt-cli/volt/sdk"
 )
@@ -27,19 +27,24 @@ const (
 )
 
 // Plugin is the sdk.Format implementation. The zero value is ready; Logf
-// (nil: log to stderr) receives warnings such as skipped device nodes.
+// (nil: warnings on stderr as hclog JSON lines at level warn, which the
+// host shows the user under the plugin's name) receives warnings such as
+// skipped device nodes.
 type Plugin struct {
 	Logf func(format string, args ...any)
 }
 
 var _ sdk.Format = (*Plugin)(nil)
 
+// warnLog writes the plugin's warnings where the host reads them.
+var warnLog = hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Warn})
+
 func (p *Plugin) logf(format string, args ...any) {
 	if p.Logf != nil {
 		p.Logf(format, args...)
 		return
 	}
-	log.New(os.Stderr, "", 0).Printf(format, args...)
+	warnLog.Warn(fmt.Sprintf(format, args...))
 }
 
 // Info implements sdk.Format.
@@ -79,21 +84,8 @@ func (p *Plugin) Describe(context.Context) (sdk.FormatDescription, error) {
 // "rootfs", optionally with ";platform=os/arch[/variant]".
 func (p *Plugin) Unpack(ctx context.Context, req sdk.UnpackRequest) error {
 	format, params := ParseFormat(req.Format)
-	res, err := Unpack(ctx, req.Image, format, req.Dest, UnpackOptions{Platform: params["platform"], Logf: p.logf})
-	if err != nil {
-		return err
-	}
-	if len(res.Skipped) > 0 {
-		p.logf("unpack %q: %d entries skipped (%s)", req.Image, len(res.Skipped), strings.Join(first(res.Skipped, 5), ", "))
-	}
-	return nil
-}
-
-func first(s []string, n int) []string {
-	if len(s) > n {
-		return append(s[:n:n], "...")
-	}
-	return s
+	_, err := Unpack(ctx, req.Image, format, req.Dest, UnpackOptions{Platform: params["platform"], Logf: p.logf})
+	return err
 }
 
 // Pack implements sdk.Format: Format "oci" writes Staging/image.tar, "rootfs"
@@ -103,6 +95,7 @@ func (p *Plugin) Pack(ctx context.Context, req sdk.PackRequest) ([]sdk.PackedFil
 	if err != nil {
 		return nil, err
 	}
+	o.Logf = p.logf
 	fi, err := os.Stat(req.Source)
 	if err != nil {
 		return nil, fmt.Errorf("pack: source: %w", err)

@@ -29,6 +29,8 @@ type tent struct {
 	body       string
 	uid, gid   int
 	major      int64
+	minor      int64
+	pax        map[string]string
 }
 
 func mkTar(t testing.TB, ents ...tent) []byte {
@@ -37,7 +39,7 @@ func mkTar(t testing.TB, ents ...tent) []byte {
 	tw := tar.NewWriter(&buf)
 	for _, e := range ents {
 		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, Uid: e.uid, Gid: e.gid,
-			ModTime: time.Unix(1700000000, 0), Devmajor: e.major, Devminor: 3}
+			ModTime: time.Unix(1700000000, 0), Devmajor: e.major, Devminor: e.minor, PAXRecords: e.pax}
 		if h.Typeflag == 0 {
 			h.Typeflag = tar.TypeReg
 		}

@@ -53,6 +53,9 @@ type PackOptions struct {
 	// Exclude lists slash-separated paths, relative to the tree, left out
 	// with everything under them (e.g. ".volt", a runtime's private files).
 	Exclude []string
+	// Logf receives warnings, one per device node left out, naming it.
+	// Nil discards them.
+	Logf func(format string, args ...any)
 }
 
 // ParsePackOptions reads the sdk.PackRequest options: "mtime" (unix seconds),
@@ -123,7 +126,9 @@ func (o *PackOptions) layerMediaType() string {
 // WriteTree writes the tree under dir to w as a deterministic tar: entries in
 // lexical path order, names relative without a leading "./", directories
 // with a trailing "/", the given mtime on every entry, no user/group names,
-// hard links recorded as links to the first path seen, sockets skipped.
+// hard links recorded as links to the first path seen, sockets skipped,
+// block and character devices skipped with a warning (Volt never creates
+// device nodes from images, so an image does not carry them either).
 func WriteTree(ctx context.Context, dir string, w io.Writer, o PackOptions) error {
 	tw := tar.NewWriter(w)
 	links := map[[2]uint64]string{}
@@ -184,12 +189,18 @@ func WriteTree(ctx context.Context, dir string, w io.Writer, o PackOptions) erro
 				}
 			case m&os.ModeNamedPipe != 0:
 				hdr.Typeflag = tar.TypeFifo
-			case m&os.ModeDevice != 0 && st != nil:
-				hdr.Typeflag = tar.TypeBlock
-				if m&os.ModeCharDevice != 0 {
-					hdr.Typeflag = tar.TypeChar
+			case m&os.ModeDevice != 0:
+				if o.Logf != nil {
+					kind, dev := "block", ""
+					if m&os.ModeCharDevice != 0 {
+						kind = "character"
+					}
+					if st != nil {
+						dev = fmt.Sprintf(" (%d:%d)", major(st.Rdev), minor(st.Rdev))
+					}
+					o.Logf("leaving %s device %q%s out of the image: Volt never creates device nodes from images (the container gets its own /dev)", kind, name, dev)
 				}
-				hdr.Devmajor, hdr.Devminor = int64(major(st.Rdev)), int64(minor(st.Rdev))
+				continue
 			default:
 				continue // sockets and the like are not image content
 			}

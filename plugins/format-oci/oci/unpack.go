@@ -55,9 +55,10 @@ type UnpackOptions struct {
 	// only manifest, else the one for linux/GOARCH, else ErrNoPlatform.
 	Platform string
 	// NonRoot forces unprivileged semantics even when running as root:
-	// no chown, device nodes skipped. Running as non-root implies it.
+	// no chown. Running as non-root implies it. (Device nodes are never
+	// created, root or not.)
 	NonRoot bool
-	// Logf receives warnings (skipped entries). Nil discards them.
+	// Logf receives warnings, one per skipped entry naming it. Nil discards them.
 	Logf func(format string, args ...any)
 }
 
@@ -65,7 +66,7 @@ type UnpackOptions struct {
 type UnpackResult struct {
 	Platform string   // platform of the manifest used ("" for rootfs tarballs)
 	Layers   int      // layers applied
-	Skipped  []string // entries not created (device nodes without root, sockets...)
+	Skipped  []string // entries not created (device nodes, unknown types, links to them)
 }
 
 // ParseFormat splits "oci;platform=linux/arm64" into the format and its

@@ -273,7 +273,7 @@ func TestBadInputs(t *testing.T) {
 		{name: "device-nonroot-skipped", nonRoot: true, layers: escape(
 			tent{name: "dev/", typ: tar.TypeDir},
 			tent{name: "dev/sda", typ: tar.TypeBlock, major: 8},
-			tent{name: "dev/null", typ: tar.TypeChar, major: 1},
+			tent{name: "dev/null", typ: tar.TypeChar, major: 1, minor: 3},
 			tent{name: "ok", body: "fine"}),
 			check: func(t *testing.T, dest string) {
 				for _, n := range []string{"dev/sda", "dev/null"} {
