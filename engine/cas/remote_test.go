@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -55,9 +54,7 @@ func TestFetchFromHandler(t *testing.T) {
 	ref, data := twoVersions(t, src, dst)
 	// A damaged local copy of a shared chunk is replaced, not trusted.
 	shared := chunkIDs(t, src, ref)[len(chunkIDs(t, src, ref))/2]
-	if err := os.WriteFile(dst.chunkFile(shared.ID), make([]byte, shared.Size), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	overwriteChunk(t, dst, shared.ID, make([]byte, shared.Size))
 	srv := httptest.NewServer(Handler(src))
 	defer srv.Close()
 	checkFetch(t, dst, srv.URL, ref, data)
@@ -167,10 +164,8 @@ func TestCorruptionRepair(t *testing.T) {
 	ref, _ := put(t, good, data)
 	put(t, s, data)
 	cs := chunkIDs(t, s, ref)
-	if err := os.WriteFile(s.chunkFile(cs[1].ID), randBytes(91, int(cs[1].Size)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(s.chunkFile(cs[3].ID))
+	overwriteChunk(t, s, cs[1].ID, randBytes(91, int(cs[1].Size)))
+	dropChunk(t, s, cs[3].ID)
 	srv := httptest.NewServer(Handler(good))
 	defer srv.Close()
 
