@@ -42,13 +42,9 @@ func casPutCommand() *command {
 		args:     minArgs(1, "FILE..."),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 			pin := fs.String("pin", "", "pin the object under this name (with one FILE) so gc keeps it")
-			return func(ctx context.Context, a *app, args []string) error {
+			return casRun(func(ctx context.Context, a *app, s *cas.Store, args []string) error {
 				if *pin != "" && len(args) != 1 {
 					return withHint(exitUsage, usagef("--pin takes exactly one FILE"), "")
-				}
-				s, err := a.eng.CAS()
-				if err != nil {
-					return err
 				}
 				type row struct {
 					File string `json:"file"`
@@ -78,7 +74,7 @@ func casPutCommand() *command {
 					t.row(r.File, r.Ref, humanSize(r.Size), humanSize(r.NewBytes), fmt.Sprintf("%.1f%%", 100*r.DedupRatio))
 				}
 				return t.flush()
-			}
+			})
 		},
 	}
 }
@@ -94,17 +90,13 @@ the check ends with the stream, so a non-zero exit means the output must not be 
 		args:     exactArgs(1, "REF"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 			fetch := fs.Bool("fetch", true, "fetch missing chunks from config cas.remotes")
-			return func(ctx context.Context, a *app, args []string) error {
+			return casRun(func(ctx context.Context, a *app, s *cas.Store, args []string) error {
 				if a.outFile == "" {
 					return withHint(exitUsage, usagef("cas get needs -o FILE"), "give -o FILE, or -o - to write to standard output")
 				}
 				ref, err := cas.ParseRef(args[0])
 				if err != nil {
 					return withHint(exitUsage, err, "a reference looks like stellarium://<64 hex>")
-				}
-				s, err := a.eng.CAS()
-				if err != nil {
-					return err
 				}
 				if *fetch {
 					if err := a.eng.CASFetchMissing(ctx, ref); err != nil {
@@ -123,7 +115,7 @@ the check ends with the stream, so a non-zero exit means the output must not be 
 					return casError(err)
 				}
 				return f.Commit()
-			}
+			})
 		},
 	}
 }
@@ -134,11 +126,7 @@ func casLsCommand() *command {
 		examples: "volt cas ls",
 		args:     exactArgs(0, "no arguments"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
-			return func(ctx context.Context, a *app, args []string) error {
-				s, err := a.eng.CAS()
-				if err != nil {
-					return err
-				}
+			return casRun(func(ctx context.Context, a *app, s *cas.Store, args []string) error {
 				list, skipped, err := s.ListAll(ctx)
 				if err != nil {
 					return err
@@ -157,7 +145,7 @@ func casLsCommand() *command {
 					t.row(o.Ref.String(), humanSize(o.Size), fmt.Sprint(o.Chunks), fmt.Sprint(o.Pins))
 				}
 				return t.flush()
-			}
+			})
 		},
 	}
 }
@@ -168,14 +156,10 @@ func casStatCommand() *command {
 		examples: "volt cas stat stellarium://3f2a…",
 		args:     exactArgs(1, "REF"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
-			return func(ctx context.Context, a *app, args []string) error {
+			return casRun(func(ctx context.Context, a *app, s *cas.Store, args []string) error {
 				ref, err := cas.ParseRef(args[0])
 				if err != nil {
 					return withHint(exitUsage, err, "a reference looks like stellarium://<64 hex>")
-				}
-				s, err := a.eng.CAS()
-				if err != nil {
-					return err
 				}
 				info, err := s.Stat(ref)
 				if err != nil {
@@ -186,7 +170,7 @@ func casStatCommand() *command {
 				}
 				fmt.Fprintf(a.stdout, "Ref: %s\nSize: %s (%d bytes)\nChunks: %d\nPins: %v\n", info.Ref, humanSize(info.Size), info.Size, info.Chunks, info.Pins)
 				return nil
-			}
+			})
 		},
 	}
 }
@@ -198,11 +182,7 @@ func casVerifyCommand() *command {
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 			deep := fs.Bool("deep", false, "also reassemble each object and check its whole BLAKE3")
 			repair := fs.StringArray("repair-from", nil, "fetch missing or corrupt chunks from this remote (repeatable)")
-			return func(ctx context.Context, a *app, args []string) error {
-				s, err := a.eng.CAS()
-				if err != nil {
-					return err
-				}
+			return casRun(func(ctx context.Context, a *app, s *cas.Store, args []string) error {
 				opts := cas.VerifyOptions{Deep: *deep, RepairFrom: *repair}
 				for _, arg := range args {
 					r, err := cas.ParseRef(arg)
@@ -244,7 +224,7 @@ func casVerifyCommand() *command {
 					return &cliError{code: exitVerify, err: errors.New("the store has missing or corrupt data"), hint: "repair with: volt cas verify --repair-from URL"}
 				}
 				return nil
-			}
+			})
 		},
 	}
 }
@@ -256,11 +236,7 @@ func casGCCommand() *command {
 		args:     exactArgs(0, "no arguments"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 			dry := fs.Bool("dry-run", false, "show what would be freed, remove nothing")
-			return func(ctx context.Context, a *app, args []string) error {
-				s, err := a.eng.CAS()
-				if err != nil {
-					return err
-				}
+			return casRun(func(ctx context.Context, a *app, s *cas.Store, args []string) error {
 				roots, err := a.eng.CASRoots()
 				if err != nil {
 					return err
@@ -279,7 +255,7 @@ func casGCCommand() *command {
 				fmt.Fprintf(a.stdout, "%s %s: %d objects, %d chunks (%d objects, %d chunks kept)\n", verb, humanSize(rep.BytesFreed),
 					len(rep.ObjectsRemoved), rep.ChunksRemoved, rep.ObjectsKept, rep.ChunksKept)
 				return nil
-			}
+			})
 		},
 	}
 }
@@ -292,11 +268,7 @@ func casServeCommand() *command {
 		args:     exactArgs(0, "no arguments"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 			listen := fs.String("listen", "127.0.0.1:7070", "address to listen on")
-			return func(ctx context.Context, a *app, args []string) error {
-				s, err := a.eng.CAS()
-				if err != nil {
-					return err
-				}
+			return casRun(func(ctx context.Context, a *app, s *cas.Store, args []string) error {
 				ln, err := net.Listen("tcp", *listen)
 				if err != nil {
 					return err
@@ -313,7 +285,7 @@ func casServeCommand() *command {
 					return err
 				}
 				return nil
-			}
+			})
 		},
 	}
 }
@@ -330,11 +302,7 @@ func casPinCommand() *command {
 		},
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 			remove := fs.Bool("remove", false, "remove the pin")
-			return func(ctx context.Context, a *app, args []string) error {
-				s, err := a.eng.CAS()
-				if err != nil {
-					return err
-				}
+			return casRun(func(ctx context.Context, a *app, s *cas.Store, args []string) error {
 				if *remove {
 					return s.Unpin(ctx, args[0])
 				}
@@ -346,8 +314,19 @@ func casPinCommand() *command {
 					return withHint(exitUsage, err, "")
 				}
 				return s.Pin(ctx, args[0], ref)
-			}
+			})
 		},
+	}
+}
+
+// casRun adapts the body of a cas subcommand: it opens the store first.
+func casRun(fn func(ctx context.Context, a *app, s *cas.Store, args []string) error) func(context.Context, *app, []string) error {
+	return func(ctx context.Context, a *app, args []string) error {
+		s, err := a.eng.CAS()
+		if err != nil {
+			return err
+		}
+		return fn(ctx, a, s, args)
 	}
 }
 
