@@ -139,6 +139,16 @@ func (s *Store) GC(ctx context.Context, roots []Ref, dryRun bool) (GCReport, err
 	if err := s.gcPacks(ctx, liveChunks, &rep, remove); err != nil {
 		return rep, fmt.Errorf("gc: %w", err)
 	}
+	if !dryRun {
+		// Emptied shard directories of loose chunks go too, so a store
+		// whose loose chunks are all collected is seen as packs only.
+		shards, _ := os.ReadDir(filepath.Join(s.root, "chunks"))
+		for _, sh := range shards {
+			if sh.IsDir() {
+				os.Remove(filepath.Join(s.root, "chunks", sh.Name())) // fails unless empty
+			}
+		}
+	}
 	ents, err := os.ReadDir(filepath.Join(s.root, "pins"))
 	if err != nil {
 		return rep, fmt.Errorf("gc: %w", err)

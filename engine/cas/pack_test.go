@@ -135,6 +135,21 @@ func TestPutWritesPacks(t *testing.T) {
 	if fi.Size() != st.NewBytes || st.NewChunks != st.Chunks {
 		t.Fatalf("pack holds %d bytes, put stored %+v", fi.Size(), st)
 	}
+	// The pack holds the object's chunks in the object's order.
+	pb, _ := os.ReadFile(filepath.Join(s.packsDir(), files[0]))
+	px, err := ParsePackIndex(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, _ := s.Index(ref)
+	if len(px.Chunks) != len(x.Chunks) {
+		t.Fatalf("pack lists %d chunks, object %d", len(px.Chunks), len(x.Chunks))
+	}
+	for i := range x.Chunks {
+		if px.Chunks[i] != x.Chunks[i] {
+			t.Fatalf("pack chunk %d is %s, object's is %s", i, px.Chunks[i].ID, x.Chunks[i].ID)
+		}
+	}
 	// A fresh Store on the same root (another process) reads it.
 	s2, err := Open(s.Root())
 	if err != nil {
@@ -405,5 +420,15 @@ func TestLooseStoreCompat(t *testing.T) {
 	}
 	if !bytes.Equal(get(t, s, ref), v2) {
 		t.Fatal("gc damaged the live object")
+	}
+	// Once no object uses a loose chunk, gc leaves no shard directory.
+	if err := s.Unpin(ctx, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GC(ctx, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if s.hasLooseChunks() {
+		t.Fatal("gc left loose chunk directories")
 	}
 }

@@ -189,9 +189,10 @@ func (b *block) release() {
 }
 
 type chunkTask struct {
-	data []byte
-	c    *Chunk
-	b    *block
+	data   []byte
+	c      *Chunk
+	b      *block
+	hashed chan struct{} // closed once c.ID is set (when storing)
 }
 
 func (s *Store) workers() int {
@@ -202,13 +203,18 @@ func (s *Store) workers() int {
 }
 
 // split is the chunking pipeline: this goroutine reads blocks and cuts
-// chunks, one goroutine hashes the whole object, and workers hash each chunk
-// and pass it to store (if not nil), in parallel.
+// chunks, one goroutine hashes the whole object, workers hash each chunk in
+// parallel, and (if store is not nil) one goroutine passes the hashed
+// chunks to store in the object's order, so a pack holds a new object's
+// chunks in order (sequential reads for get, one Range for a run of them).
 func (s *Store) split(ctx context.Context, r io.Reader, store func(ChunkID, []byte) error) (*Index, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	workers := s.workers()
 	nblocks := workers + 3
+	if store != nil {
+		nblocks += 2 // the storing goroutine holds blocks a little longer
+	}
 	free := make(chan *block, nblocks)
 	for range nblocks {
 		free <- &block{buf: make([]byte, blockSize), free: free}
@@ -227,12 +233,24 @@ func (s *Store) split(ctx context.Context, r io.Reader, store func(ChunkID, []by
 		wg.Go(func() {
 			for t := range tasks {
 				if ctx.Err() == nil {
-					id := ChunkID(sum256(t.data))
-					t.c.ID = id
-					if store != nil {
-						if err := store(id, t.data); err != nil {
-							cancel(err)
-						}
+					t.c.ID = ChunkID(sum256(t.data))
+				}
+				if t.hashed != nil {
+					close(t.hashed)
+				}
+				t.b.release()
+			}
+		})
+	}
+	var storeq chan chunkTask
+	if store != nil {
+		storeq = make(chan chunkTask, 4*workers)
+		wg.Go(func() {
+			for t := range storeq {
+				<-t.hashed
+				if ctx.Err() == nil {
+					if err := store(t.c.ID, t.data); err != nil {
+						cancel(err)
 					}
 				}
 				t.b.release()
@@ -275,8 +293,14 @@ func (s *Store) split(ctx context.Context, r io.Reader, store func(ChunkID, []by
 			c := cut(data)
 			e := &Chunk{Size: uint32(c)}
 			chunks = append(chunks, e)
+			t := chunkTask{data: data[:c], c: e, b: b}
+			if storeq != nil {
+				t.hashed = make(chan struct{})
+				b.refs.Add(1)
+				storeq <- t
+			}
 			b.refs.Add(1)
-			tasks <- chunkTask{data: data[:c], c: e, b: b}
+			tasks <- t
 			data = data[c:]
 		}
 		carry, prev = data, b
@@ -286,6 +310,9 @@ func (s *Store) split(ctx context.Context, r io.Reader, store func(ChunkID, []by
 	}
 	close(tasks)
 	close(wholeq)
+	if storeq != nil {
+		close(storeq)
+	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
 		return nil, err
