@@ -320,6 +320,15 @@ func (w *packWriter) add(id ChunkID, data []byte) error {
 	}
 	if w.cur == nil || w.cur.size+int64(len(data)) > packTarget {
 		f, err := os.CreateTemp(w.s.packsDir(), ".tmp-*.pack")
+		if err == nil {
+			// Held until the pack is published or removed: a writer that
+			// finds a temporary pack it can lock knows its writer is dead.
+			err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+			if err != nil {
+				f.Close()
+				os.Remove(f.Name())
+			}
+		}
 		if err != nil {
 			w.mu.Unlock()
 			return fmt.Errorf("create pack: %w", err)
@@ -456,4 +465,37 @@ func (s *Store) Close() error {
 	}
 	s.ps.names, s.ps.packs, s.ps.bad, s.ps.locs = nil, nil, nil, nil
 	return errors.Join(errs...)
+}
+
+// staleAge is how long a temporary pack must have gone unwritten before a
+// writer checks whether its writer is dead: it covers the moment between
+// creating a temporary pack and locking it.
+const staleAge = time.Minute
+
+// removeStaleTemps removes the temporary packs of dead writers (killed
+// mid-put): unwritten for staleAge and not locked by a live writer. Puts
+// and fetches call it, so a killed put's leftovers go with the next put
+// rather than waiting for gc. Errors are ignored: gc removes what is left.
+func (s *Store) removeStaleTemps() {
+	ents, err := os.ReadDir(s.packsDir())
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".tmp-") {
+			continue
+		}
+		if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < staleAge {
+			continue
+		}
+		path := filepath.Join(s.packsDir(), e.Name())
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.Remove(path)
+		}
+		f.Close()
+	}
 }

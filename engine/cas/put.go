@@ -71,6 +71,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts ...PutOption) (Ref, P
 	if _, err := s.refreshPacks(); err != nil {
 		return Ref{}, PutStats{}, fmt.Errorf("put: %w", err)
 	}
+	s.removeStaleTemps()
 	loose := s.hasLooseChunks()
 	pw := s.newPackWriter()
 	defer pw.abort()
