@@ -376,24 +376,93 @@ func (s *Store) unusable(ctx context.Context, cs []Chunk) ([]Chunk, error) {
 	return out, nil
 }
 
+// maxRun bounds the bytes of one Range request for a run of chunks.
+const maxRun = 4 << 20
+
+// runs groups need into runs of chunks that lie back to back in one pack
+// of the remote (at most maxRun bytes each), keeping their order; a chunk
+// the catalog does not list is a run of its own.
+func runs(cat map[ChunkID]remoteLoc, need []Chunk) [][]Chunk {
+	var out [][]Chunk
+	var pack string
+	var start, end int64 = 0, -1
+	for _, c := range need {
+		l, ok := cat[c.ID]
+		ok = ok && l.size == c.Size
+		if n := len(out); n > 0 && ok && l.pack == pack && l.off == end && end+int64(l.size)-start <= maxRun {
+			out[n-1] = append(out[n-1], c)
+			end += int64(l.size)
+			continue
+		}
+		out = append(out, []Chunk{c})
+		pack, start, end = "", 0, -1
+		if ok {
+			pack, start, end = l.pack, l.off, l.off+int64(l.size)
+		}
+	}
+	return out
+}
+
+// fetchRun downloads a run of chunks (see runs) with one Range request and
+// returns the bytes of each chunk that verifies (nil for the others, and
+// for all of them if the request fails).
+func (rm *Remote) fetchRun(ctx context.Context, cat map[ChunkID]remoteLoc, run []Chunk) [][]byte {
+	out := make([][]byte, len(run))
+	var total int64
+	for _, c := range run {
+		total += int64(c.Size)
+	}
+	first := cat[run[0].ID]
+	b, err := rm.getRange(ctx, PackPath(first.pack), first.off, total)
+	if err != nil || int64(len(b)) != total {
+		return out
+	}
+	for i, c := range run {
+		if p := b[:c.Size]; sum256(p) == c.ID {
+			out[i] = p
+		}
+		b = b[c.Size:]
+	}
+	return out
+}
+
 // download fetches chunks from the first remote that serves them intact,
-// FetchConcurrency at a time, into new packs (which, being newer, win over
-// damaged copies already stored), and publishes the packs. It stops at the
-// first chunk no remote can supply, leaving nothing behind.
+// FetchConcurrency requests at a time, into new packs (which, being newer,
+// win over damaged copies already stored), and publishes the packs. Runs of
+// chunks that lie back to back in a pack of the first remote come in one
+// Range request; what that misses is fetched chunk by chunk from every
+// remote. It stops at the first chunk no remote can supply, leaving nothing
+// behind.
 func (s *Store) download(ctx context.Context, need []Chunk, rms []*Remote, done func(Chunk)) error {
 	if len(need) == 0 {
 		return nil
 	}
 	pw := s.newPackWriter()
 	defer pw.abort()
+	var cat map[ChunkID]remoteLoc
+	if len(rms) > 0 {
+		cat, _ = rms[0].catalog(ctx) // an error shows again chunk by chunk
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(FetchConcurrency)
-	for _, c := range need {
+	for _, run := range runs(cat, need) {
 		g.Go(func() error {
-			if err := s.downloadChunk(gctx, c, rms, pw); err != nil {
-				return err
+			var got [][]byte
+			if len(run) > 1 {
+				got = rms[0].fetchRun(gctx, cat, run)
 			}
-			done(c)
+			for i, c := range run {
+				var err error
+				if i < len(got) && got[i] != nil {
+					err = pw.add(c.ID, got[i])
+				} else {
+					err = s.downloadChunk(gctx, c, rms, pw)
+				}
+				if err != nil {
+					return err
+				}
+				done(c)
+			}
 			return nil
 		})
 	}
