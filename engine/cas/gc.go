@@ -233,7 +233,7 @@ func (s *Store) gcPacks(ctx context.Context, liveChunks map[ChunkID]bool, rep *G
 	}
 	for _, p := range drop {
 		idx := s.packIndexFile(p.name)
-		if rep.PacksRemoved > 0 && !slices.ContainsFunc(moves, func(m move) bool { return m.p == p }) {
+		if !slices.ContainsFunc(moves, func(m move) bool { return m.p == p }) {
 			if fi, err := os.Lstat(p.path); err == nil {
 				rep.BytesFreed += fi.Size() // remove counts the index
 			}

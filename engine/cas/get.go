@@ -116,6 +116,7 @@ func (s *Store) readLoose(c Chunk) (*[]byte, error) {
 // success). A missing chunk fails with ErrMissing naming the object and the
 // first missing chunk.
 func (s *Store) Get(ctx context.Context, r Ref, w io.Writer) error {
+	s.refreshIfOld()
 	x, err := s.readIndex(r)
 	if err != nil {
 		return fmt.Errorf("get: %w", err)
@@ -348,6 +349,7 @@ func (s *Store) findCorrupt(ctx context.Context, x *Index, sum [32]byte) error {
 // ErrCorrupt instead of io.EOF if the object does not match r. It reads
 // sequentially; Get is faster for whole objects.
 func (s *Store) Open(ctx context.Context, r Ref) (io.ReadCloser, error) {
+	s.refreshIfOld()
 	x, err := s.readIndex(r)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)

@@ -145,6 +145,32 @@ type packSet struct {
 	packs map[string]*pack
 	bad   map[string]error // packs whose index could not be loaded
 	locs  map[ChunkID]loc
+	read  time.Time // when packs/ was last read
+}
+
+// packRecheck is how old the pack map may get before a Get reads packs/
+// again: a long-running reader (cas serve, registry serve) thus closes,
+// within this delay, packs another process's gc removed, and their space is
+// freed.
+const packRecheck = 10 * time.Second
+
+// refreshIfOld refreshes the pack map if it was read over packRecheck ago.
+func (s *Store) refreshIfOld() {
+	s.ps.mu.RLock()
+	old := time.Since(s.ps.read) > packRecheck
+	s.ps.mu.RUnlock()
+	if old {
+		s.refreshPacks()
+	}
+}
+
+// close closes the pack's file; readers that still hold the pack then read
+// it as missing and look again.
+func (p *pack) close() {
+	p.once.Do(func() { p.err = fs.ErrNotExist })
+	if p.f != nil {
+		p.f.Close()
+	}
 }
 
 func (s *Store) packsDir() string { return filepath.Join(s.root, "packs") }
@@ -194,7 +220,8 @@ func (s *Store) refreshPacks() (bool, error) {
 	}
 	s.ps.mu.Lock()
 	defer s.ps.mu.Unlock()
-	if slices.Equal(names, s.ps.names) {
+	s.ps.read = time.Now()
+	if slices.Equal(names, s.ps.names) && s.ps.locs != nil {
 		return false, nil
 	}
 	// Only newer packs added (the usual case): extend the map in place.
@@ -216,6 +243,11 @@ func (s *Store) refreshPacks() (bool, error) {
 			continue
 		}
 		s.ps.packs[n] = p
+	}
+	for n, p := range old {
+		if s.ps.packs[n] == nil {
+			p.close()
+		}
 	}
 	from := 0
 	if appendOnly {
@@ -275,9 +307,12 @@ func (s *Store) readPacked(l loc, c Chunk) (*[]byte, error) {
 	if l.size != c.Size {
 		return nil, fmt.Errorf("chunk %s: pack %s holds %d bytes, the index says %d: %w", c.ID, l.p.name, l.size, c.Size, ErrCorrupt)
 	}
+	gone := func() (*[]byte, error) {
+		return nil, fmt.Errorf("chunk %s: pack %s is gone: %w", c.ID, l.p.name, ErrMissing)
+	}
 	f, err := l.p.file()
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("chunk %s: pack %s is gone: %w", c.ID, l.p.name, ErrMissing)
+		return gone()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("chunk %s: %w", c.ID, err)
@@ -285,6 +320,9 @@ func (s *Store) readPacked(l loc, c Chunk) (*[]byte, error) {
 	p := getBuf(int(c.Size))
 	if _, err := f.ReadAt(*p, l.off); err != nil {
 		putBuf(p)
+		if errors.Is(err, os.ErrClosed) {
+			return gone()
+		}
 		return nil, fmt.Errorf("chunk %s: pack %s at %d: %w", c.ID, l.p.name, l.off, err)
 	}
 	return p, nil
@@ -391,7 +429,8 @@ func (w *packWriter) finish(ctx context.Context) ([]string, error) {
 		os.Remove(p.f.Name())
 	}
 	if len(names) > 0 {
-		if cerr := w.s.writeCatalog(ctx); err == nil && cerr != nil {
+		// The packs are published: finish the catalog even if ctx ends now.
+		if cerr := w.s.writeCatalog(context.WithoutCancel(ctx)); err == nil && cerr != nil {
 			err = cerr
 		}
 		if _, rerr := w.s.refreshPacks(); err == nil && rerr != nil {
@@ -456,15 +495,11 @@ func (s *Store) writeCatalog(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.ps.mu.Lock()
 	defer s.ps.mu.Unlock()
-	var errs []error
 	for _, p := range s.ps.packs {
-		p.once.Do(func() {}) // never open it from now on through this pack
-		if p.f != nil {
-			errs = append(errs, p.f.Close())
-		}
+		p.close()
 	}
 	s.ps.names, s.ps.packs, s.ps.bad, s.ps.locs = nil, nil, nil, nil
-	return errors.Join(errs...)
+	return nil
 }
 
 // staleAge is how long a temporary pack must have gone unwritten before a
