@@ -28,6 +28,22 @@ func (e *Engine) CAS() (*cas.Store, error) {
 // CASRemotes returns config cas.remotes.
 func (e *Engine) CASRemotes() []string { return e.Config.List("cas.remotes") }
 
+// CASFetchMissing is the CAS fetch policy: an object the local store lacks
+// is fetched (only its missing chunks) from config cas.remotes. With the
+// object local, or no remotes configured, it does nothing (a later Get
+// reports the object missing).
+func (e *Engine) CASFetchMissing(ctx context.Context, r cas.Ref) error {
+	s, err := e.CAS()
+	if err != nil {
+		return err
+	}
+	if s.Has(r) || len(e.CASRemotes()) == 0 {
+		return nil
+	}
+	_, err = s.Fetch(ctx, r, e.CASRemotes())
+	return err
+}
+
 // casStore adapts the store to engine/build's Store. Each image is pinned
 // under its label ("bundle-" + label, characters outside [A-Za-z0-9._-]
 // replaced), so gc keeps it even when the bundle lives outside
@@ -70,14 +86,11 @@ func (c casResolver) Materialize(ctx context.Context, ref, want, dst string) err
 	if err != nil {
 		return err
 	}
-	if !s.Has(r) {
-		remotes := c.e.CASRemotes()
-		if len(remotes) == 0 {
-			return fmt.Errorf("object %s is not in the local store and no cas.remotes are configured: %w", ref, cas.ErrMissing)
-		}
-		if _, err := s.Fetch(ctx, r, remotes); err != nil {
-			return err
-		}
+	if !s.Has(r) && len(c.e.CASRemotes()) == 0 {
+		return fmt.Errorf("object %s is not in the local store and no cas.remotes are configured: %w", ref, cas.ErrMissing)
+	}
+	if err := c.e.CASFetchMissing(ctx, r); err != nil {
+		return err
 	}
 	f, err := os.Create(dst)
 	if err != nil {

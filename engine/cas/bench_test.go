@@ -68,6 +68,21 @@ func BenchmarkPutNew(b *testing.B) {
 	}
 }
 
+// BenchmarkPutNewSynced is BenchmarkPutNew with the default durability
+// (SyncBatch: each pack fdatasynced, indexes fsynced) into a store on the
+// test's temporary directory: what `volt cas put` does.
+func BenchmarkPutNewSynced(b *testing.B) {
+	data := randBytes(3, 64<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		b.StopTimer()
+		s := newStore(b)
+		s.Sync = SyncBatch
+		b.StartTimer()
+		put(b, s, data)
+	}
+}
+
 func BenchmarkGet(b *testing.B) {
 	s := newStore(b)
 	data := randBytes(4, 64<<20)

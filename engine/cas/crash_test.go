@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,19 +66,19 @@ func TestKillDuringPut(t *testing.T) {
 		cmd.Wait()
 		t.Fatalf("writer said %q", line)
 	}
-	// Wait until the second put has stored some chunks, then kill it.
-	chunks := func() int {
-		n := 0
-		filepath.WalkDir(filepath.Join(root, "chunks"), func(_ string, d fs.DirEntry, _ error) error {
-			if d != nil && !d.IsDir() {
-				n++
+	// Wait until the second put has written some chunks into its
+	// temporary pack, then kill it.
+	tmpBytes := func() int64 {
+		var n int64
+		ents, _ := os.ReadDir(filepath.Join(root, "packs"))
+		for _, e := range ents {
+			if fi, err := e.Info(); err == nil && strings.HasPrefix(e.Name(), ".tmp-") {
+				n += fi.Size()
 			}
-			return nil
-		})
+		}
 		return n
 	}
-	first := chunks()
-	for deadline := time.Now().Add(20 * time.Second); chunks() < first+10 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(20 * time.Second); tmpBytes() < 10*AvgChunk && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if err := cmd.Process.Kill(); err != nil {
@@ -99,32 +98,39 @@ func TestKillDuringPut(t *testing.T) {
 	if !s.Has(one) {
 		t.Fatal("the completed object is gone")
 	}
-	// Every visible file under its final name is whole.
-	err = filepath.WalkDir(filepath.Join(root, "chunks"), func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), ".tmp-") {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if id := ChunkID(sum256(b)); id.String() != d.Name() {
-			t.Errorf("chunk file %s holds bytes with BLAKE3 %s", d.Name(), id)
-		}
-		return nil
-	})
+	// No pack is visible without its index, and every indexed pack is
+	// whole (Verify below reads every stored chunk).
+	ents, err := os.ReadDir(filepath.Join(root, "packs"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if n, ok := strings.CutSuffix(e.Name(), ".pack"); ok && !strings.HasPrefix(n, ".tmp-") {
+			if _, err := os.Stat(filepath.Join(root, "packs", n+".idx")); err != nil {
+				t.Errorf("pack %s is visible without its index", n)
+			}
+		}
+	}
+	if tmpBytes() == 0 {
+		t.Fatal("the killed put left no temporary pack: it was not killed mid-put")
 	}
 	rep, err := s.Verify(context.Background(), VerifyOptions{Deep: true})
 	if err != nil || !rep.OK() || rep.Objects != 1 {
 		t.Fatalf("verify after kill: %+v, %v", rep, err)
 	}
-	// gc clears the leftovers; putting the object again completes it.
-	if _, err := s.GC(context.Background(), nil, false); err != nil {
-		t.Fatal(err)
+	// The next put removes the dead writer's temporary pack once it has
+	// gone unwritten for staleAge (aged here), and completes the object.
+	ents, _ = os.ReadDir(filepath.Join(root, "packs"))
+	old := time.Now().Add(-2 * staleAge)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			os.Chtimes(filepath.Join(root, "packs", e.Name()), old, old)
+		}
 	}
 	ref, _ := put(t, s, crashData(2))
+	if n := tmpBytes(); n != 0 {
+		t.Fatalf("the next put left %d bytes of the killed put's temporary pack", n)
+	}
 	if ref != two || !bytes.Equal(get(t, s, ref), crashData(2)) {
 		t.Fatal("re-put after the crash failed")
 	}

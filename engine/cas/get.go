@@ -45,10 +45,36 @@ func (s *Store) readChunk(c Chunk) (*[]byte, error) {
 	return p, nil
 }
 
-// readChunkRaw reads a local chunk and checks only its size. It uses raw
-// system calls: os.File's poller registration and blocking-mode fcntl calls
-// cost more than the read itself for 64 KiB files.
+// readChunkRaw reads a local chunk, packed or loose, and checks only its
+// size. A chunk found nowhere makes it reload the pack map once (another
+// process may have published or repacked packs) before it gives up with
+// ErrMissing.
 func (s *Store) readChunkRaw(c Chunk) (*[]byte, error) {
+	p, err := s.readChunkHere(c)
+	if errors.Is(err, ErrMissing) {
+		// Retry even if this refresh changed nothing: a concurrent reader's
+		// refresh may have loaded the pack since the first attempt.
+		if _, rerr := s.refreshPacks(); rerr == nil {
+			p, err = s.readChunkHere(c)
+		}
+	}
+	return p, err
+}
+
+func (s *Store) readChunkHere(c Chunk) (*[]byte, error) {
+	if l, ok := s.lookup(c.ID); ok {
+		p, err := s.readPacked(l, c)
+		if !errors.Is(err, ErrMissing) {
+			return p, err
+		}
+	}
+	return s.readLoose(c)
+}
+
+// readLoose reads a loose chunk file. It uses raw system calls: os.File's
+// poller registration and blocking-mode fcntl calls cost more than the read
+// itself for 64 KiB files.
+func (s *Store) readLoose(c Chunk) (*[]byte, error) {
 	fd, err := unix.Open(s.chunkFile(c.ID), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, fmt.Errorf("chunk %s: %w", c.ID, ErrMissing)
@@ -90,6 +116,7 @@ func (s *Store) readChunkRaw(c Chunk) (*[]byte, error) {
 // success). A missing chunk fails with ErrMissing naming the object and the
 // first missing chunk.
 func (s *Store) Get(ctx context.Context, r Ref, w io.Writer) error {
+	s.refreshIfOld()
 	x, err := s.readIndex(r)
 	if err != nil {
 		return fmt.Errorf("get: %w", err)
@@ -322,6 +349,7 @@ func (s *Store) findCorrupt(ctx context.Context, x *Index, sum [32]byte) error {
 // ErrCorrupt instead of io.EOF if the object does not match r. It reads
 // sequentially; Get is faster for whole objects.
 func (s *Store) Open(ctx context.Context, r Ref) (io.ReadCloser, error) {
+	s.refreshIfOld()
 	x, err := s.readIndex(r)
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)

@@ -44,41 +44,52 @@ type Index struct {
 
 // MarshalBinary encodes x in index format version 1.
 func (x *Index) MarshalBinary() ([]byte, error) {
-	b := make([]byte, 0, len(indexMagic)+1+32+20+len(x.Chunks)*(32+4)+32)
-	b = append(b, indexMagic...)
+	return encodeList(indexMagic, &x.Ref, x.Size, x.Chunks), nil
+}
+
+// encodeList writes the shared layout of object and pack indexes: magic,
+// version, the ref (object indexes only), total size, chunks, checksum.
+func encodeList(magic string, ref *Ref, size int64, chunks []Chunk) []byte {
+	b := make([]byte, 0, len(magic)+1+32+20+len(chunks)*(32+4)+32)
+	b = append(b, magic...)
 	b = binary.AppendUvarint(b, indexVersion)
-	b = append(b, x.Ref[:]...)
-	b = binary.AppendUvarint(b, uint64(x.Size))
-	b = binary.AppendUvarint(b, uint64(len(x.Chunks)))
-	for _, c := range x.Chunks {
+	if ref != nil {
+		b = append(b, ref[:]...)
+	}
+	b = binary.AppendUvarint(b, uint64(size))
+	b = binary.AppendUvarint(b, uint64(len(chunks)))
+	for _, c := range chunks {
 		b = binary.AppendUvarint(b, uint64(c.Size))
 		b = append(b, c.ID[:]...)
 	}
 	sum := sum256(b)
-	return append(b, sum[:]...), nil
+	return append(b, sum[:]...)
 }
 
 // ParseIndex decodes and checks an index. It never panics and allocates no
 // more than the input's size justifies; errors wrap ErrBadIndex.
-func ParseIndex(b []byte) (*Index, error) {
+func ParseIndex(b []byte) (*Index, error) { return parseList(b, indexMagic, true, ErrBadIndex) }
+
+// parseList decodes the layout encodeList writes; errors wrap sentinel.
+func parseList(b []byte, magic string, withRef bool, sentinel error) (*Index, error) {
 	bad := func(format string, a ...any) (*Index, error) {
-		return nil, fmt.Errorf("%w: %s", ErrBadIndex, fmt.Sprintf(format, a...))
+		return nil, fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, a...))
 	}
-	if len(b) < len(indexMagic)+32 || !bytes.HasPrefix(b, []byte(indexMagic)) {
+	if len(b) < len(magic)+32 || !bytes.HasPrefix(b, []byte(magic)) {
 		return bad("no index magic")
 	}
 	body, sum := b[:len(b)-32], b[len(b)-32:]
 	if s := sum256(body); !bytes.Equal(s[:], sum) {
 		return bad("checksum mismatch")
 	}
-	p := body[len(indexMagic):]
+	p := body[len(magic):]
 	uvarint := func(what string) (uint64, error) {
 		v, n := binary.Uvarint(p)
 		if n <= 0 {
-			return 0, fmt.Errorf("%w: truncated %s", ErrBadIndex, what)
+			return 0, fmt.Errorf("%w: truncated %s", sentinel, what)
 		}
 		if n != varintLen(v) {
-			return 0, fmt.Errorf("%w: non-minimal varint for %s", ErrBadIndex, what)
+			return 0, fmt.Errorf("%w: non-minimal varint for %s", sentinel, what)
 		}
 		p = p[n:]
 		return v, nil
@@ -91,11 +102,13 @@ func ParseIndex(b []byte) (*Index, error) {
 		return bad("unsupported version %d", v)
 	}
 	x := &Index{}
-	if len(p) < 32 {
-		return bad("truncated ref")
+	if withRef {
+		if len(p) < 32 {
+			return bad("truncated ref")
+		}
+		copy(x.Ref[:], p)
+		p = p[32:]
 	}
-	copy(x.Ref[:], p)
-	p = p[32:]
 	size, err := uvarint("size")
 	if err != nil {
 		return nil, err

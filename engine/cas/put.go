@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -32,6 +32,9 @@ type PutStats struct {
 	// DedupRatio is the fraction of the object's bytes that were already
 	// stored: 1 - NewBytes/Size (0 for an empty object).
 	DedupRatio float64 `json:"dedupRatio"`
+	// RepairedIndex is set when the object's index was present but
+	// unreadable (damaged, empty) and this Put rewrote it.
+	RepairedIndex bool `json:"repairedIndex,omitempty"`
 }
 
 // PutOption changes what Put does.
@@ -44,10 +47,13 @@ type putOptions struct{ pin string }
 func WithPin(name string) PutOption { return func(o *putOptions) { o.pin = name } }
 
 // Put stores everything r yields as one object and returns its ref (the
-// BLAKE3 of the bytes). The object's index is published only after all its
-// chunks are stored, so a crash or a cancelled ctx leaves no visible partial
-// object. Objects neither pinned nor passed to GC as roots are collected by
-// the next GC: use WithPin to keep one.
+// BLAKE3 of the bytes). New chunks go into new packs; the object's index is
+// published only after the packs are, so a crash or a cancelled ctx leaves
+// no visible partial object, and a Put that fails before then (a read
+// error, a full disk) removes what it wrote. A damaged index of the same
+// object is rewritten (PutStats.RepairedIndex). Objects neither pinned nor
+// passed to GC as roots are collected by the next GC: use WithPin to keep
+// one.
 func (s *Store) Put(ctx context.Context, r io.Reader, opts ...PutOption) (Ref, PutStats, error) {
 	var o putOptions
 	for _, f := range opts {
@@ -62,27 +68,37 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts ...PutOption) (Ref, P
 	}
 	defer unlock()
 
+	if _, err := s.refreshPacks(); err != nil {
+		return Ref{}, PutStats{}, fmt.Errorf("put: %w", err)
+	}
+	s.removeStaleTemps()
+	loose := s.hasLooseChunks()
+	pw := s.newPackWriter()
+	defer pw.abort()
 	var seen sync.Map
 	var newChunks, newBytes atomic.Int64
 	x, err := s.split(ctx, r, func(id ChunkID, data []byte) error {
-		if _, dup := seen.LoadOrStore(id, struct{}{}); dup {
+		if _, dup := seen.LoadOrStore(id, struct{}{}); dup || s.hasChunk(id, len(data), loose) {
 			return nil
 		}
-		wrote, err := s.storeChunk(id, data)
-		if wrote {
-			newChunks.Add(1)
-			newBytes.Add(int64(len(data)))
+		if err := pw.add(id, data); err != nil {
+			return err
 		}
-		return err
+		newChunks.Add(1)
+		newBytes.Add(int64(len(data)))
+		return nil
 	})
 	if err != nil {
 		return Ref{}, PutStats{}, fmt.Errorf("put: %w", err)
+	}
+	if _, err := pw.finish(ctx); err != nil {
+		return Ref{}, PutStats{}, fmt.Errorf("put %s: %w", x.Ref, err)
 	}
 	st := PutStats{Size: x.Size, Chunks: len(x.Chunks), NewChunks: int(newChunks.Load()), NewBytes: newBytes.Load()}
 	if st.Size > 0 {
 		st.DedupRatio = 1 - float64(st.NewBytes)/float64(st.Size)
 	}
-	if err := s.publishIndex(x, st.NewChunks > 0); err != nil {
+	if st.RepairedIndex, err = s.publishIndex(x); err != nil {
 		return Ref{}, PutStats{}, fmt.Errorf("put %s: %w", x.Ref, err)
 	}
 	if o.pin != "" {
@@ -108,40 +124,49 @@ func (s *Store) PutFile(ctx context.Context, path string, opts ...PutOption) (Re
 	return ref, st, nil
 }
 
-// publishIndex makes x visible, after making its chunks durable per s.Sync.
-func (s *Store) publishIndex(x *Index, newChunks bool) error {
-	if s.Has(x.Ref) {
-		return nil
+// publishIndex makes x visible (its chunks are already durable per
+// s.Sync). An index already there is kept if it reads back as the same
+// object; a damaged one is replaced, and repaired reports that.
+func (s *Store) publishIndex(x *Index) (repaired bool, err error) {
+	_, err = s.readIndex(x.Ref)
+	if err == nil {
+		return false, nil
 	}
-	if s.Sync == SyncBatch && newChunks {
-		if err := s.syncfs(); err != nil {
-			return fmt.Errorf("sync store: %w", err)
-		}
-	}
+	repaired = !errors.Is(err, ErrMissing)
 	b, err := x.MarshalBinary()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := writeAtomic(s.indexFile(x.Ref), b, s.Sync != SyncNone); err != nil {
-		return fmt.Errorf("write index: %w", err)
+		return false, fmt.Errorf("write index: %w", err)
 	}
-	return nil
+	return repaired, nil
 }
 
-// storeChunk writes a chunk unless a file of the right size already holds
-// it; it reports whether it wrote. Two writers storing one chunk at once is
-// fine: both rename identical bytes into place.
-func (s *Store) storeChunk(id ChunkID, data []byte) (bool, error) {
-	path := s.chunkFile(id)
-	if fi, err := os.Lstat(path); err == nil && fi.Size() == int64(len(data)) {
-		return false, nil
-	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Errorf("chunk %s: %w", id, err)
+// hasChunk reports whether a chunk of this size is stored: packed, or (if
+// loose is set, the store has loose chunks) as a loose file. Put trusts
+// what it finds; Verify is what finds damage.
+func (s *Store) hasChunk(id ChunkID, size int, loose bool) bool {
+	if l, ok := s.lookup(id); ok && int(l.size) == size {
+		return true
 	}
-	if err := writeAtomic(path, data, s.Sync == SyncEach); err != nil {
-		return false, fmt.Errorf("write chunk %s: %w", id, err)
+	if !loose {
+		return false
 	}
-	return true, nil
+	fi, err := os.Lstat(s.chunkFile(id))
+	return err == nil && fi.Size() == int64(size)
+}
+
+// hasLooseChunks reports whether chunks/ holds any shard directory (a store
+// written before packs, or by a writer that stores loose chunks).
+func (s *Store) hasLooseChunks() bool {
+	d, err := os.Open(filepath.Join(s.root, "chunks"))
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(1)
+	return len(names) > 0
 }
 
 // Scan chunks and hashes r as Put would, without storing anything, and
@@ -165,9 +190,10 @@ func (b *block) release() {
 }
 
 type chunkTask struct {
-	data []byte
-	c    *Chunk
-	b    *block
+	data   []byte
+	c      *Chunk
+	b      *block
+	hashed chan struct{} // closed once c.ID is set (when storing)
 }
 
 func (s *Store) workers() int {
@@ -178,13 +204,18 @@ func (s *Store) workers() int {
 }
 
 // split is the chunking pipeline: this goroutine reads blocks and cuts
-// chunks, one goroutine hashes the whole object, and workers hash each chunk
-// and pass it to store (if not nil), in parallel.
+// chunks, one goroutine hashes the whole object, workers hash each chunk in
+// parallel, and (if store is not nil) one goroutine passes the hashed
+// chunks to store in the object's order, so a pack holds a new object's
+// chunks in order (sequential reads for get, one Range for a run of them).
 func (s *Store) split(ctx context.Context, r io.Reader, store func(ChunkID, []byte) error) (*Index, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	workers := s.workers()
 	nblocks := workers + 3
+	if store != nil {
+		nblocks += 2 // the storing goroutine holds blocks a little longer
+	}
 	free := make(chan *block, nblocks)
 	for range nblocks {
 		free <- &block{buf: make([]byte, blockSize), free: free}
@@ -203,12 +234,24 @@ func (s *Store) split(ctx context.Context, r io.Reader, store func(ChunkID, []by
 		wg.Go(func() {
 			for t := range tasks {
 				if ctx.Err() == nil {
-					id := ChunkID(sum256(t.data))
-					t.c.ID = id
-					if store != nil {
-						if err := store(id, t.data); err != nil {
-							cancel(err)
-						}
+					t.c.ID = ChunkID(sum256(t.data))
+				}
+				if t.hashed != nil {
+					close(t.hashed)
+				}
+				t.b.release()
+			}
+		})
+	}
+	var storeq chan chunkTask
+	if store != nil {
+		storeq = make(chan chunkTask, 4*workers)
+		wg.Go(func() {
+			for t := range storeq {
+				<-t.hashed
+				if ctx.Err() == nil {
+					if err := store(t.c.ID, t.data); err != nil {
+						cancel(err)
 					}
 				}
 				t.b.release()
@@ -251,8 +294,14 @@ func (s *Store) split(ctx context.Context, r io.Reader, store func(ChunkID, []by
 			c := cut(data)
 			e := &Chunk{Size: uint32(c)}
 			chunks = append(chunks, e)
+			t := chunkTask{data: data[:c], c: e, b: b}
+			if storeq != nil {
+				t.hashed = make(chan struct{})
+				b.refs.Add(1)
+				storeq <- t
+			}
 			b.refs.Add(1)
-			tasks <- chunkTask{data: data[:c], c: e, b: b}
+			tasks <- t
 			data = data[c:]
 		}
 		carry, prev = data, b
@@ -262,6 +311,9 @@ func (s *Store) split(ctx context.Context, r io.Reader, store func(ChunkID, []by
 	}
 	close(tasks)
 	close(wholeq)
+	if storeq != nil {
+		close(storeq)
+	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
 		return nil, err

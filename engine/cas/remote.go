@@ -34,9 +34,25 @@ type RemoteOptions struct {
 // store layout (Handler, or any static file server over a store root).
 // Everything it returns is verified: it never hands out bytes that do not
 // match their BLAKE3.
+//
+// A chunk is fetched from a pack with an HTTP Range request when the
+// remote's packs/catalog and the pack's index list it (a static server over
+// a packed store), else as chunks/ab/<hex> (Handler, which serves packed
+// chunks under that path, or a store of loose chunks).
 type Remote struct {
 	base string // without trailing slash
 	opts RemoteOptions
+
+	catOnce sync.Once
+	cat     map[ChunkID]remoteLoc
+	catErr  error
+}
+
+// remoteLoc is where a remote's pack holds a chunk.
+type remoteLoc struct {
+	pack string
+	off  int64
+	size uint32
 }
 
 // NewRemote returns a Remote for an http:// or https:// base URL.
@@ -67,6 +83,14 @@ func (rm *Remote) String() string { return rm.base }
 
 // get fetches base/path, at most limit bytes, with retries.
 func (rm *Remote) get(ctx context.Context, path string, limit int64) ([]byte, error) {
+	return rm.getRange(ctx, path, -1, limit)
+}
+
+// getRange fetches base/path with retries: the whole body (at most limit
+// bytes) when off < 0, else exactly limit bytes from off, by a Range
+// request (or by skipping to off in the body of a server that ignores
+// Range).
+func (rm *Remote) getRange(ctx context.Context, path string, off, limit int64) ([]byte, error) {
 	u := rm.base + "/" + path
 	delay := rm.opts.Backoff
 	var last error
@@ -79,7 +103,7 @@ func (rm *Remote) get(ctx context.Context, path string, limit int64) ([]byte, er
 			}
 			delay *= 2
 		}
-		b, retry, err := rm.try(ctx, u, limit)
+		b, retry, err := rm.try(ctx, u, off, limit)
 		if err == nil {
 			return b, nil
 		}
@@ -91,12 +115,15 @@ func (rm *Remote) get(ctx context.Context, path string, limit int64) ([]byte, er
 	return nil, fmt.Errorf("remote %s: GET %s: %w", rm.base, path, last)
 }
 
-func (rm *Remote) try(ctx context.Context, u string, limit int64) (b []byte, retry bool, err error) {
+func (rm *Remote) try(ctx context.Context, u string, off, limit int64) (b []byte, retry bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, rm.opts.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: %v", ErrRemote, err)
+	}
+	if off >= 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+limit-1))
 	}
 	resp, err := rm.opts.Client.Do(req)
 	if err != nil {
@@ -108,17 +135,69 @@ func (rm *Remote) try(ctx context.Context, u string, limit int64) (b []byte, ret
 		return nil, false, ErrMissing
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
 		return nil, true, fmt.Errorf("%w: status %s", ErrRemote, resp.Status)
+	case resp.StatusCode == http.StatusPartialContent && off >= 0:
 	case resp.StatusCode != http.StatusOK:
 		return nil, false, fmt.Errorf("%w: status %s", ErrRemote, resp.Status)
+	case off > 0: // the server ignored Range: skip to off
+		if _, err := io.CopyN(io.Discard, resp.Body, off); err != nil {
+			return nil, true, fmt.Errorf("%w: read body: %v", ErrRemote, err)
+		}
 	}
 	b, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, true, fmt.Errorf("%w: read body: %v", ErrRemote, err)
 	}
+	if off >= 0 && int64(len(b)) > limit {
+		b = b[:limit] // a whole body that goes on past the range
+	}
 	if int64(len(b)) > limit {
 		return nil, false, fmt.Errorf("body over %d bytes: %w", limit, ErrCorrupt)
 	}
 	return b, false, nil
+}
+
+// catalog loads, once, where the remote's packs hold chunks: nil when the
+// remote has no packs/catalog (Handler, or a store of loose chunks). A pack
+// listed but gone is skipped; where two packs hold a chunk the later wins.
+func (rm *Remote) catalog(ctx context.Context) (map[ChunkID]remoteLoc, error) {
+	rm.catOnce.Do(func() {
+		b, err := rm.get(ctx, CatalogPath, maxCatalogBytes)
+		if errors.Is(err, ErrMissing) {
+			return
+		}
+		if err != nil {
+			rm.catErr = err
+			return
+		}
+		names, err := ParseCatalog(b)
+		if err != nil {
+			rm.catErr = fmt.Errorf("remote %s: %w", rm.base, err)
+			return
+		}
+		cat := map[ChunkID]remoteLoc{}
+		for _, n := range names {
+			b, err := rm.get(ctx, PackIndexPath(n), maxIndexBytes)
+			if errors.Is(err, ErrMissing) {
+				continue
+			}
+			if err != nil {
+				rm.catErr = err
+				return
+			}
+			px, err := ParsePackIndex(b)
+			if err != nil {
+				rm.catErr = fmt.Errorf("remote %s: pack %s: %w", rm.base, n, err)
+				return
+			}
+			var off int64
+			for _, c := range px.Chunks {
+				cat[c.ID] = remoteLoc{pack: n, off: off, size: c.Size}
+				off += int64(c.Size)
+			}
+		}
+		rm.cat = cat
+	})
+	return rm.cat, rm.catErr
 }
 
 // maxIndexBytes bounds an index download: 64 GiB of 16 KiB chunks.
@@ -145,7 +224,16 @@ func (rm *Remote) FetchIndex(ctx context.Context, r Ref) (*Index, []byte, error)
 // FetchChunk downloads a chunk and checks its size and BLAKE3 (ErrCorrupt
 // if they do not match: the bytes are refused).
 func (rm *Remote) FetchChunk(ctx context.Context, c Chunk) ([]byte, error) {
-	b, err := rm.get(ctx, ChunkPath(c.ID), int64(c.Size))
+	cat, err := rm.catalog(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("chunk %s: %w", c.ID, err)
+	}
+	var b []byte
+	if l, ok := cat[c.ID]; ok && l.size == c.Size {
+		b, err = rm.getRange(ctx, PackPath(l.pack), l.off, int64(c.Size))
+	} else {
+		b, err = rm.get(ctx, ChunkPath(c.ID), int64(c.Size))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("chunk %s: %w", c.ID, err)
 	}
@@ -246,7 +334,7 @@ func (s *Store) fetchLocked(ctx context.Context, r Ref, rms []*Remote) (FetchSta
 		return st, fmt.Errorf("fetch %s: %w", r, err)
 	}
 	if !haveIndex {
-		if err := s.publishIndex(x, st.Fetched > 0); err != nil {
+		if _, err := s.publishIndex(x); err != nil {
 			return st, fmt.Errorf("fetch %s: %w", r, err)
 		}
 	}
@@ -288,25 +376,104 @@ func (s *Store) unusable(ctx context.Context, cs []Chunk) ([]Chunk, error) {
 	return out, nil
 }
 
+// maxRun bounds the bytes of one Range request for a run of chunks.
+const maxRun = 4 << 20
+
+// runs groups need into runs of chunks that lie back to back in one pack
+// of the remote (at most maxRun bytes each), keeping their order; a chunk
+// the catalog does not list is a run of its own.
+func runs(cat map[ChunkID]remoteLoc, need []Chunk) [][]Chunk {
+	var out [][]Chunk
+	var pack string
+	var start, end int64 = 0, -1
+	for _, c := range need {
+		l, ok := cat[c.ID]
+		ok = ok && l.size == c.Size
+		if n := len(out); n > 0 && ok && l.pack == pack && l.off == end && end+int64(l.size)-start <= maxRun {
+			out[n-1] = append(out[n-1], c)
+			end += int64(l.size)
+			continue
+		}
+		out = append(out, []Chunk{c})
+		pack, start, end = "", 0, -1
+		if ok {
+			pack, start, end = l.pack, l.off, l.off+int64(l.size)
+		}
+	}
+	return out
+}
+
+// fetchRun downloads a run of chunks (see runs) with one Range request and
+// returns the bytes of each chunk that verifies (nil for the others, and
+// for all of them if the request fails).
+func (rm *Remote) fetchRun(ctx context.Context, cat map[ChunkID]remoteLoc, run []Chunk) [][]byte {
+	out := make([][]byte, len(run))
+	var total int64
+	for _, c := range run {
+		total += int64(c.Size)
+	}
+	first := cat[run[0].ID]
+	b, err := rm.getRange(ctx, PackPath(first.pack), first.off, total)
+	if err != nil || int64(len(b)) != total {
+		return out
+	}
+	for i, c := range run {
+		if p := b[:c.Size]; sum256(p) == c.ID {
+			out[i] = p
+		}
+		b = b[c.Size:]
+	}
+	return out
+}
+
 // download fetches chunks from the first remote that serves them intact,
-// FetchConcurrency at a time, writing each into the store (replacing what
-// is there). It stops at the first chunk no remote can supply.
+// FetchConcurrency requests at a time, into new packs (which, being newer,
+// win over damaged copies already stored), and publishes the packs. Runs of
+// chunks that lie back to back in a pack of the first remote come in one
+// Range request; what that misses is fetched chunk by chunk from every
+// remote. It stops at the first chunk no remote can supply, leaving nothing
+// behind.
 func (s *Store) download(ctx context.Context, need []Chunk, rms []*Remote, done func(Chunk)) error {
+	if len(need) == 0 {
+		return nil
+	}
+	pw := s.newPackWriter()
+	defer pw.abort()
+	var cat map[ChunkID]remoteLoc
+	if len(rms) > 0 {
+		cat, _ = rms[0].catalog(ctx) // an error shows again chunk by chunk
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(FetchConcurrency)
-	for _, c := range need {
+	for _, run := range runs(cat, need) {
 		g.Go(func() error {
-			if err := s.downloadChunk(gctx, c, rms); err != nil {
-				return err
+			var got [][]byte
+			if len(run) > 1 {
+				got = rms[0].fetchRun(gctx, cat, run)
 			}
-			done(c)
+			for i, c := range run {
+				var err error
+				if i < len(got) && got[i] != nil {
+					err = pw.add(c.ID, got[i])
+				} else {
+					err = s.downloadChunk(gctx, c, rms, pw)
+				}
+				if err != nil {
+					return err
+				}
+				done(c)
+			}
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	_, err := pw.finish(ctx)
+	return err
 }
 
-func (s *Store) downloadChunk(ctx context.Context, c Chunk, rms []*Remote) error {
+func (s *Store) downloadChunk(ctx context.Context, c Chunk, rms []*Remote, pw *packWriter) error {
 	var errs []error
 	for _, rm := range rms {
 		b, err := rm.FetchChunk(ctx, c)
@@ -314,10 +481,7 @@ func (s *Store) downloadChunk(ctx context.Context, c Chunk, rms []*Remote) error
 			errs = append(errs, err)
 			continue
 		}
-		if err := writeAtomic(s.chunkFile(c.ID), b, s.Sync == SyncEach); err != nil {
-			return fmt.Errorf("write chunk %s: %w", c.ID, err)
-		}
-		return nil
+		return pw.add(c.ID, b)
 	}
 	if len(errs) == 0 {
 		return fmt.Errorf("chunk %s: no remotes configured: %w", c.ID, ErrMissing)

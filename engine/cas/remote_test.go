@@ -9,10 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -55,9 +55,7 @@ func TestFetchFromHandler(t *testing.T) {
 	ref, data := twoVersions(t, src, dst)
 	// A damaged local copy of a shared chunk is replaced, not trusted.
 	shared := chunkIDs(t, src, ref)[len(chunkIDs(t, src, ref))/2]
-	if err := os.WriteFile(dst.chunkFile(shared.ID), make([]byte, shared.Size), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	overwriteChunk(t, dst, shared.ID, make([]byte, shared.Size))
 	srv := httptest.NewServer(Handler(src))
 	defer srv.Close()
 	checkFetch(t, dst, srv.URL, ref, data)
@@ -167,10 +165,8 @@ func TestCorruptionRepair(t *testing.T) {
 	ref, _ := put(t, good, data)
 	put(t, s, data)
 	cs := chunkIDs(t, s, ref)
-	if err := os.WriteFile(s.chunkFile(cs[1].ID), randBytes(91, int(cs[1].Size)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(s.chunkFile(cs[3].ID))
+	overwriteChunk(t, s, cs[1].ID, randBytes(91, int(cs[1].Size)))
+	dropChunk(t, s, cs[3].ID)
 	srv := httptest.NewServer(Handler(good))
 	defer srv.Close()
 
@@ -302,4 +298,81 @@ func ExampleParseRef() {
 	}
 	fmt.Println(r.Digest()[:20])
 	// Output: blake3:0f0f0f0f0f0f0
+}
+
+func TestRuns(t *testing.T) {
+	id := func(i byte) ChunkID { return ChunkID{i} }
+	ck := func(i byte, size uint32) Chunk { return Chunk{ID: id(i), Size: size} }
+	cat := map[ChunkID]remoteLoc{
+		id(1): {"p", 0, 100},
+		id(2): {"p", 100, 50},
+		id(3): {"p", 150, 10},
+		id(4): {"q", 160, 10}, // another pack
+		id(5): {"p", 1000, 10},
+		id(6): {"p", 1010, maxRun - 20},
+		id(7): {"p", 1010 + maxRun - 20, 20},
+	}
+	tests := []struct {
+		name string
+		need []Chunk
+		want []int // run lengths
+	}{
+		{"no catalog", []Chunk{ck(1, 100), ck(2, 50)}, []int{1, 1}},
+		{"adjacent", []Chunk{ck(1, 100), ck(2, 50), ck(3, 10)}, []int{3}},
+		{"other pack", []Chunk{ck(2, 50), ck(3, 10), ck(4, 10)}, []int{2, 1}},
+		{"gap", []Chunk{ck(1, 100), ck(3, 10)}, []int{1, 1}},
+		{"out of order", []Chunk{ck(2, 50), ck(1, 100)}, []int{1, 1}},
+		{"size differs", []Chunk{ck(1, 100), ck(2, 49), ck(3, 10)}, []int{1, 1, 1}},
+		{"unlisted", []Chunk{ck(1, 100), ck(9, 10), ck(2, 50)}, []int{1, 1, 1}},
+		{"too long", []Chunk{ck(5, 10), ck(6, maxRun-20), ck(7, 20)}, []int{2, 1}},
+	}
+	for _, tt := range tests {
+		c := cat
+		if tt.name == "no catalog" {
+			c = nil
+		}
+		var got []int
+		for _, r := range runs(c, tt.need) {
+			got = append(got, len(r))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: runs %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestFetchRangesFromStaticServer: from a static server over a packed
+// store, the changed chunks come in few Range requests into the packs.
+func TestFetchRangesFromStaticServer(t *testing.T) {
+	src, dst := newStore(t), newStore(t)
+	base := randBytes(210, 6<<20)
+	put(t, dst, base)
+	put(t, src, base)
+	data := append(randBytes(211, 2<<20), base...) // 2 MiB of new chunks in front
+	ref, _ := put(t, src, data)
+	var packGets, chunkGets atomic.Int32
+	fs := http.FileServer(http.Dir(src.Root()))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, ".pack"):
+			if r.Header.Get("Range") == "" {
+				t.Errorf("GET %s without Range", r.URL.Path)
+			}
+			packGets.Add(1)
+		case strings.HasPrefix(r.URL.Path, "/chunks/"):
+			chunkGets.Add(1)
+		}
+		fs.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	st, err := dst.Fetch(context.Background(), ref, []string{srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(get(t, dst, ref), data) {
+		t.Fatal("fetched object differs")
+	}
+	if st.Fetched < 20 || packGets.Load() > 3 || chunkGets.Load() != 0 {
+		t.Fatalf("fetched %d chunks with %d pack requests and %d chunk requests", st.Fetched, packGets.Load(), chunkGets.Load())
+	}
 }

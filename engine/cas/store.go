@@ -8,14 +8,18 @@
 // server, which is what a remote is:
 //
 //	lock                      flock: puts and pins share it, gc holds it alone
-//	chunks/ab/ab12…(64 hex)   raw chunk bytes, BLAKE3 = file name
+//	packs/<name>.pack         chunks back to back (see PackIndex)
+//	packs/<name>.idx          the pack's index: its chunks' ids and sizes in order
+//	packs/catalog             pack names, one a line
+//	chunks/ab/ab12…(64 hex)   a loose chunk (stores written before packs), BLAKE3 = file name
 //	objects/ab/ab12….idx      object index (see ParseIndex), name = object BLAKE3
 //	pins/NAME                 "stellarium://<hex>\n": a gc root
 //
 // Every file appears by rename from a temporary file in the same directory
-// (".tmp-*"), so readers never see a partial file, and an index appears only
-// after every chunk it names is on disk (and synced, per Sync). Several
-// processes may put into one store at once.
+// (".tmp-*"), so readers never see a partial file; a pack's index appears
+// only after the pack is whole, and an object's index only after every
+// chunk it names is on disk (and synced, per Sync). Several processes may
+// put into one store at once.
 package cas
 
 import (
@@ -53,13 +57,13 @@ var (
 type SyncPolicy int
 
 const (
-	// SyncBatch (the default): chunk files are written without fsync; before
-	// an object's index is published, one syncfs(2) flushes the filesystem,
-	// then the index is written, fsynced, renamed and its directory fsynced.
+	// SyncBatch (the default): each new pack is fdatasynced before it is
+	// renamed into place and its index written, fsynced and renamed; the
+	// object's index follows the same way, and each directory is fsynced.
 	// A crash never leaves an index naming chunks that are not on disk.
 	SyncBatch SyncPolicy = iota
-	// SyncEach fsyncs every chunk file and its directory before the index.
-	// Slower than SyncBatch; useful where syncfs would flush unrelated data.
+	// SyncEach is SyncBatch: with packs there is no per-chunk file left to
+	// sync (kept for callers that set it).
 	SyncEach
 	// SyncNone never syncs (tests, scratch stores): a crash may lose objects
 	// or leave an index whose chunks are missing (Verify reports them).
@@ -77,6 +81,8 @@ type Store struct {
 	Workers int
 	// Remote configures the remotes Fetch and Verify talk to.
 	Remote RemoteOptions
+
+	ps packSet
 }
 
 // Open opens (creating if needed) the store at root.
@@ -86,7 +92,7 @@ func Open(root string) (*Store, error) {
 		return nil, fmt.Errorf("open store %q: %w", root, err)
 	}
 	s := &Store{root: abs}
-	for _, d := range []string{"chunks", "objects", "pins"} {
+	for _, d := range []string{"chunks", "objects", "pins", "packs"} {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
 			return nil, fmt.Errorf("open store %q: %w", root, err)
 		}
@@ -214,16 +220,6 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// syncfs flushes the filesystem holding the store.
-func (s *Store) syncfs() error {
-	d, err := os.Open(s.root)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return unix.Syncfs(int(d.Fd()))
-}
-
 // ObjectInfo describes a stored object.
 type ObjectInfo struct {
 	Ref    Ref      `json:"ref"`
@@ -309,31 +305,43 @@ func (s *Store) refs(ctx context.Context) ([]Ref, error) {
 }
 
 // List describes every object in the store, sorted by ref. Objects whose
-// index does not parse are left out (Verify reports them).
+// index does not parse are left out (ListAll and Verify report them).
 func (s *Store) List(ctx context.Context) ([]ObjectInfo, error) {
+	out, _, err := s.ListAll(ctx)
+	return out, err
+}
+
+// ListAll is List that also returns the objects it left out, with why
+// (an index that is empty, damaged or names another object).
+func (s *Store) ListAll(ctx context.Context) ([]ObjectInfo, []ObjectProblem, error) {
 	refs, err := s.refs(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pins, err := s.Pins()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	byRef := map[Ref][]string{}
 	for name, r := range pins {
 		byRef[r] = append(byRef[r], name)
 	}
 	out := make([]ObjectInfo, 0, len(refs))
+	var skipped []ObjectProblem
 	for _, r := range refs {
 		x, err := s.readIndex(r)
+		if errors.Is(err, ErrMissing) {
+			continue // removed meanwhile
+		}
 		if err != nil {
+			skipped = append(skipped, ObjectProblem{Ref: r, Error: err.Error()})
 			continue
 		}
 		info := ObjectInfo{Ref: r, Size: x.Size, Chunks: len(x.Chunks), Pins: byRef[r]}
 		slices.Sort(info.Pins)
 		out = append(out, info)
 	}
-	return out, nil
+	return out, skipped, nil
 }
 
 var pinName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)

@@ -191,72 +191,75 @@ func chunkIDs(t *testing.T, s *Store, ref Ref) []Chunk {
 	return x.Chunks
 }
 
+// TestMissingAndCorruptChunks damages chunks in both layouts: packed, and
+// loose (stores written before packs).
 func TestMissingAndCorruptChunks(t *testing.T) {
-	s := newStore(t)
-	data := randBytes(50, 2<<20)
-	ref, _ := put(t, s, data)
-	cs := chunkIDs(t, s, ref)
-	if len(cs) < 6 {
-		t.Fatalf("only %d chunks", len(cs))
-	}
-	// Corrupt chunk 2 (same size): Get names it.
-	corrupt := s.chunkFile(cs[2].ID)
-	b, _ := os.ReadFile(corrupt)
-	b[100] ^= 0xff
-	if err := os.WriteFile(corrupt, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	err := s.Get(context.Background(), ref, io.Discard)
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), cs[2].ID.String()) || !strings.Contains(err.Error(), ref.String()) {
-		t.Fatalf("Get with a corrupt chunk: %v", err)
-	}
-	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := s.Get(context.Background(), ref, f); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), cs[2].ID.String()) {
-		t.Fatalf("Get into a file with a corrupt chunk: %v", err)
-	}
-	// Remove chunks 2, 4 and 5: Get names the first missing one.
-	for _, i := range []int{2, 4, 5} {
-		if err := os.Remove(s.chunkFile(cs[i].ID)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	err = s.Get(context.Background(), ref, io.Discard)
-	if !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), cs[2].ID.String()) || !strings.Contains(err.Error(), ref.String()) {
-		t.Fatalf("Get with missing chunks: %v (want the first missing chunk %s)", err, cs[2].ID)
-	}
-	// Verify lists all three problems: chunk 2 corrupt, 4 and 5 missing.
-	os.WriteFile(corrupt, b, 0o644)
-	rep, err := s.Verify(context.Background(), VerifyOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.OK() || len(rep.Problems) != 3 {
-		t.Fatalf("Verify: %+v, want 3 problems", rep)
-	}
-	kinds := map[ChunkID]string{}
-	for _, p := range rep.Problems {
-		kinds[p.Chunk] = p.Problem
-		if len(p.Objects) != 1 || p.Objects[0] != ref {
-			t.Fatalf("problem %+v does not name object %s", p, ref)
-		}
-	}
-	if kinds[cs[2].ID] != ProblemCorrupt || kinds[cs[4].ID] != ProblemMissing || kinds[cs[5].ID] != ProblemMissing {
-		t.Fatalf("problems %v", kinds)
-	}
-	// A damaged index is reported, and an absent object is ErrMissing.
-	ib, _ := os.ReadFile(s.indexFile(ref))
-	ib[20] ^= 1
-	os.WriteFile(s.indexFile(ref), ib, 0o644)
-	rep, err = s.Verify(context.Background(), VerifyOptions{})
-	if err != nil || len(rep.BadObjects) != 1 || rep.BadObjects[0].Ref != ref || !strings.Contains(rep.BadObjects[0].Error, "checksum") {
-		t.Fatalf("Verify with a damaged index: %+v, %v", rep, err)
-	}
-	if err := s.Get(context.Background(), Ref{}, io.Discard); !errors.Is(err, ErrMissing) {
-		t.Fatalf("Get of an absent object: %v", err)
+	for _, layout := range []string{"packed", "loose"} {
+		t.Run(layout, func(t *testing.T) {
+			s := newStore(t)
+			data := randBytes(50, 2<<20)
+			var ref Ref
+			if layout == "packed" {
+				ref, _ = put(t, s, data)
+			} else {
+				ref = putLoose(t, s, data)
+			}
+			cs := chunkIDs(t, s, ref)
+			if len(cs) < 6 {
+				t.Fatalf("only %d chunks", len(cs))
+			}
+			// Corrupt chunk 2 (same size): Get names it.
+			corruptChunk(t, s, cs[2])
+			err := s.Get(context.Background(), ref, io.Discard)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), cs[2].ID.String()) || !strings.Contains(err.Error(), ref.String()) {
+				t.Fatalf("Get with a corrupt chunk: %v", err)
+			}
+			f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := s.Get(context.Background(), ref, f); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), cs[2].ID.String()) {
+				t.Fatalf("Get into a file with a corrupt chunk: %v", err)
+			}
+			// Remove chunks 1, 4 and 5: Get names the first missing one.
+			for _, i := range []int{1, 4, 5} {
+				dropChunk(t, s, cs[i].ID)
+			}
+			err = s.Get(context.Background(), ref, io.Discard)
+			if !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), cs[1].ID.String()) || !strings.Contains(err.Error(), ref.String()) {
+				t.Fatalf("Get with missing chunks: %v (want the first missing chunk %s)", err, cs[1].ID)
+			}
+			// Verify lists all four problems: chunk 2 corrupt, 1, 4 and 5 missing.
+			rep, err := s.Verify(context.Background(), VerifyOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() || len(rep.Problems) != 4 || rep.Chunks != len(cs) {
+				t.Fatalf("Verify: %+v, want 4 problems in %d chunks", rep, len(cs))
+			}
+			kinds := map[ChunkID]string{}
+			for _, p := range rep.Problems {
+				kinds[p.Chunk] = p.Problem
+				if len(p.Objects) != 1 || p.Objects[0] != ref {
+					t.Fatalf("problem %+v does not name object %s", p, ref)
+				}
+			}
+			if kinds[cs[2].ID] != ProblemCorrupt || kinds[cs[1].ID] != ProblemMissing || kinds[cs[4].ID] != ProblemMissing || kinds[cs[5].ID] != ProblemMissing {
+				t.Fatalf("problems %v", kinds)
+			}
+			// A damaged index is reported, and an absent object is ErrMissing.
+			ib, _ := os.ReadFile(s.indexFile(ref))
+			ib[20] ^= 1
+			os.WriteFile(s.indexFile(ref), ib, 0o644)
+			rep, err = s.Verify(context.Background(), VerifyOptions{})
+			if err != nil || len(rep.BadObjects) != 1 || rep.BadObjects[0].Ref != ref || !strings.Contains(rep.BadObjects[0].Error, "checksum") {
+				t.Fatalf("Verify with a damaged index: %+v, %v", rep, err)
+			}
+			if err := s.Get(context.Background(), Ref{}, io.Discard); !errors.Is(err, ErrMissing) {
+				t.Fatalf("Get of an absent object: %v", err)
+			}
+		})
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -44,6 +46,13 @@ type ChunkProblem struct {
 	RepairError string `json:"repairError,omitempty"`
 }
 
+// PackProblem is a pack whose index cannot be read: its chunks read as
+// missing (and are listed as such when objects use them).
+type PackProblem struct {
+	Pack  string `json:"pack"`
+	Error string `json:"error"`
+}
+
 // ObjectProblem is an object whose index is missing or bad, or (Deep) whose
 // reassembled bytes do not match its ref.
 type ObjectProblem struct {
@@ -56,7 +65,8 @@ type ObjectProblem struct {
 type VerifyReport struct {
 	// Objects is the number of objects whose index was read.
 	Objects int `json:"objects"`
-	// Chunks is the number of distinct chunks checked.
+	// Chunks is the number of distinct chunks checked: those the objects
+	// use and, when Refs is empty, every other stored chunk too.
 	Chunks int `json:"chunks"`
 	// Bytes is the size of the good chunks checked.
 	Bytes int64 `json:"bytes"`
@@ -65,6 +75,8 @@ type VerifyReport struct {
 	// BadObjects lists objects with a missing or bad index, or (Deep) a
 	// whole-object BLAKE3 mismatch.
 	BadObjects []ObjectProblem `json:"badObjects"`
+	// BadPacks lists packs whose index cannot be read.
+	BadPacks []PackProblem `json:"badPacks,omitempty"`
 }
 
 // OK reports whether nothing is left broken (every problem was repaired).
@@ -79,16 +91,18 @@ func (r *VerifyReport) OK() bool {
 			return false
 		}
 	}
-	return true
+	return len(r.BadPacks) == 0
 }
 
 // Verify checks objects: each index parses, each chunk is present with the
 // bytes its id names (each distinct chunk read once), and with Deep each
-// object reassembles to its ref. It lists every problem rather than
-// stopping at the first; an error is returned only when the check itself
-// cannot run. With RepairFrom, bad chunks are replaced from remotes.
+// object reassembles to its ref. Without Refs it also checks every stored
+// chunk no object uses (packed or loose) against its id. It lists every
+// problem rather than stopping at the first; an error is returned only when
+// the check itself cannot run. With RepairFrom, bad chunks are replaced
+// from remotes.
 func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, error) {
-	var rep VerifyReport
+	rep := VerifyReport{Problems: []ChunkProblem{}, BadObjects: []ObjectProblem{}}
 	rms, err := s.parseRemotes(opts.RepairFrom)
 	if err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
@@ -98,6 +112,15 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, e
 		return rep, fmt.Errorf("verify: %w", err)
 	}
 	defer unlock()
+	if _, err := s.refreshPacks(); err != nil {
+		return rep, fmt.Errorf("verify: %w", err)
+	}
+	s.ps.mu.RLock()
+	for n, err := range s.ps.bad {
+		rep.BadPacks = append(rep.BadPacks, PackProblem{Pack: n, Error: err.Error()})
+	}
+	s.ps.mu.RUnlock()
+	slices.SortFunc(rep.BadPacks, func(a, b PackProblem) int { return strings.Compare(a.Pack, b.Pack) })
 	refs := opts.Refs
 	if len(refs) == 0 {
 		if refs, err = s.refs(ctx); err != nil {
@@ -140,6 +163,20 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, e
 		}
 	}
 
+	if len(opts.Refs) == 0 {
+		stored, err := s.storedChunks(ctx)
+		if err != nil {
+			return rep, fmt.Errorf("verify: %w", err)
+		}
+		for _, c := range stored {
+			if _, ok := users[c.ID]; !ok {
+				users[c.ID] = nil
+				order = append(order, c.ID)
+				sizes[c.ID] = c.Size
+			}
+		}
+	}
+
 	// Check every distinct chunk, in parallel.
 	var mu sync.Mutex
 	bad := map[ChunkID]string{}
@@ -172,25 +209,34 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, e
 	if err := g.Wait(); err != nil {
 		return rep, fmt.Errorf("verify: %w", err)
 	}
+	pw := s.newPackWriter()
+	defer pw.abort()
+	var repaired []ChunkID
 	for _, id := range order {
 		kind, ok := bad[id]
 		if !ok {
 			continue
 		}
 		p := ChunkProblem{Chunk: id, Problem: kind, Objects: users[id]}
-		if len(rms) > 0 {
-			if err := s.downloadChunk(ctx, Chunk{ID: id, Size: sizes[id]}, rms); err != nil {
+		if p.Objects == nil {
+			p.Objects = []Ref{}
+		}
+		if len(rms) > 0 && len(users[id]) > 0 {
+			if err := s.downloadChunk(ctx, Chunk{ID: id, Size: sizes[id]}, rms, pw); err != nil {
 				p.RepairError = err.Error()
 			} else {
 				p.Repaired = true
-				delete(bad, id)
+				repaired = append(repaired, id)
 			}
 		}
 		rep.Problems = append(rep.Problems, p)
 	}
-	if s.Sync == SyncBatch && len(rep.Problems) > 0 {
-		if err := s.syncfs(); err != nil {
-			return rep, fmt.Errorf("verify: sync: %w", err)
+	if len(repaired) > 0 {
+		if _, err := pw.finish(ctx); err != nil {
+			return rep, fmt.Errorf("verify: store repaired chunks: %w", err)
+		}
+		for _, id := range repaired {
+			delete(bad, id)
 		}
 	}
 	if opts.Deep {
@@ -208,6 +254,37 @@ func (s *Store) Verify(ctx context.Context, opts VerifyOptions) (VerifyReport, e
 		}
 	}
 	return rep, nil
+}
+
+// storedChunks lists every chunk the store holds, packed (as the pack map
+// has it) or loose (sized by its file), each id once.
+func (s *Store) storedChunks(ctx context.Context) ([]Chunk, error) {
+	var out []Chunk
+	seen := map[ChunkID]bool{}
+	s.ps.mu.RLock()
+	for id, l := range s.ps.locs {
+		seen[id] = true
+		out = append(out, Chunk{ID: id, Size: l.size})
+	}
+	s.ps.mu.RUnlock()
+	err := walkShards(ctx, filepath.Join(s.root, "chunks"), func(path, name string) error {
+		var id ChunkID
+		if !parseHex(id[:], name) || seen[id] {
+			return nil
+		}
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return nil // removed meanwhile
+		}
+		seen[id] = true
+		size := fi.Size()
+		if size < 1 || size > MaxIndexChunk {
+			size = MaxIndexChunk + 1 // cannot be the chunk: reads as corrupt
+		}
+		out = append(out, Chunk{ID: id, Size: uint32(size)})
+		return nil
+	})
+	return out, err
 }
 
 // removeQuiet removes a file, ignoring its absence.
