@@ -79,6 +79,10 @@ type Options struct {
 type Layout struct {
 	Manifest *bundle.Manifest
 	Entries  []bundle.Entry
+	// Compose is the bundle's compose.yaml as data. A dry run leaves the
+	// compose.yaml entry without Data: marshaling is most of a dry run's
+	// cost for thousands of services (constellation.Marshal(Compose) gives it).
+	Compose *constellation.File
 }
 
 // Build executes p into opts.Output and returns the final manifest.
@@ -256,13 +260,15 @@ func layout(ctx context.Context, p *plan.Plan, opts Options, staging string, exe
 		m.Hooks[h.Kind] = name
 		b.add(bundle.Entry{Name: name, Path: b.abs(h.Path), Compress: true})
 	}
-	compose, err := constellation.Marshal(topo)
-	if err != nil {
-		return nil, fmt.Errorf("build: write compose.yaml: %w", err)
+	var compose []byte
+	if b.execute {
+		if compose, err = constellation.Marshal(topo); err != nil {
+			return nil, fmt.Errorf("build: write compose.yaml: %w", err)
+		}
 	}
 	b.add(bundle.Entry{Name: "compose.yaml", Data: compose, Compress: true})
 	sort.Slice(b.entries, func(i, j int) bool { return b.entries[i].Name < b.entries[j].Name })
-	return &Layout{Manifest: m, Entries: b.entries}, nil
+	return &Layout{Manifest: m, Entries: b.entries, Compose: topo}, nil
 }
 
 // bundleTopology copies the Constellation so image references can be

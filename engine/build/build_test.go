@@ -155,11 +155,9 @@ func TestEnvFilesInlined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var compose []byte
-	for _, e := range l.Entries {
-		if e.Name == "compose.yaml" {
-			compose = e.Data
-		}
+	compose, err := constellation.Marshal(l.Compose)
+	if err != nil {
+		t.Fatal(err)
 	}
 	f, err := constellation.Parse("compose.yaml", compose)
 	if err != nil {
