@@ -573,7 +573,9 @@ func (s *Server) canPull(r *http.Request, repo string) bool {
 	return err == nil && (c.Allows(repo, ActionPull) || c.Allows(repo, ActionPush))
 }
 
-func (s *Server) uploadAccepted(w http.ResponseWriter, u *upload) {
+// uploadHeaders sets the headers that tell a client where upload u stands:
+// its URL, id and the range received so far.
+func uploadHeaders(w http.ResponseWriter, u *upload) {
 	h := w.Header()
 	h.Set("Location", "/v2/"+u.repo+"/blobs/uploads/"+u.id)
 	h.Set("Docker-Upload-UUID", u.id)
@@ -582,7 +584,11 @@ func (s *Server) uploadAccepted(w http.ResponseWriter, u *upload) {
 		end = 0
 	}
 	h.Set("Range", fmt.Sprintf("0-%d", end))
-	h.Set("Content-Length", "0")
+}
+
+func (s *Server) uploadAccepted(w http.ResponseWriter, u *upload) {
+	uploadHeaders(w, u)
+	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 }
 
@@ -652,25 +658,13 @@ func (s *Server) rangeContinues(w http.ResponseWriter, r *http.Request, u *uploa
 	if n, err := strconv.ParseInt(start, 10, 64); err == nil && n == u.size {
 		return true
 	}
-	end := u.size - 1
-	if end < 0 {
-		end = 0
-	}
-	w.Header().Set("Location", "/v2/"+u.repo+"/blobs/uploads/"+u.id)
-	w.Header().Set("Range", fmt.Sprintf("0-%d", end))
-	w.Header().Set("Docker-Upload-UUID", u.id)
+	uploadHeaders(w, u)
 	s.ociError(w, r, http.StatusRequestedRangeNotSatisfiable, codeBlobUploadInvalid, fmt.Sprintf("Content-Range %q does not continue the upload at byte %d", cr, u.size))
 	return false
 }
 
 func (s *Server) uploadAccepted204(w http.ResponseWriter, u *upload) {
-	end := u.size - 1
-	if end < 0 {
-		end = 0
-	}
-	w.Header().Set("Location", "/v2/"+u.repo+"/blobs/uploads/"+u.id)
-	w.Header().Set("Range", fmt.Sprintf("0-%d", end))
-	w.Header().Set("Docker-Upload-UUID", u.id)
+	uploadHeaders(w, u)
 	w.WriteHeader(http.StatusNoContent)
 }
 
