@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X github.com/volt-cli/volt/engine.Version=$(VERSION)
 PLUGINS := $(notdir $(wildcard plugins/*))
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 
-.PHONY: help build plugins test lint fmt demo bench proto clean
+.PHONY: help build plugins test lint fmt demo bench conformance proto clean
 
 help:
 	@echo "make build   - build bin/volt and bin/volt-plugin-* "
@@ -15,6 +15,7 @@ help:
 	@echo "make lint    - gofmt, go vet, staticcheck"
 	@echo "make demo    - the quick start: build, verify, deploy and show the hello example"
 	@echo "make bench   - benchmarks against peer tools (bench/README.md)"
+	@echo "make conformance - the OCI distribution-spec conformance suite against volt registry serve"
 	@echo "make proto   - regenerate the plugin protocol's Go code"
 
 build: $(BIN)/volt plugins
@@ -51,6 +52,9 @@ demo:
 
 bench:
 	bash bench/run.sh
+
+conformance: build
+	bash scripts/conformance.sh
 
 proto:
 	$(MAKE) -C sdk proto

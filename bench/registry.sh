@@ -6,6 +6,11 @@
 #   3. push of a new version with one image changed: image bytes sent
 #                                                          target: that image only
 #   4. volt registry serve  vs  docker-registry, same volt push / pull: ratio
+# The two pull ratios issue 17 keeps (volt pull vs oras pull && sync; pull
+# from serve vs from docker-registry) are taken pairwise: each run times
+# both commands back to back, and the median ratio and its spread over the
+# REPS runs are printed, with a line "RATIO <name> <median> <min>-<max>"
+# that bench/run.sh reads.
 # The bundle holds four incompressible images, SIZE MiB in all (default 1024).
 #   bash bench/registry.sh              # SIZE=256 bash bench/registry.sh for a quick run
 # Needs: docker-registry, unzip, bc, curl; builds oras (v1.3.6) into a cache once.
@@ -92,6 +97,23 @@ now() { date +%s.%N; }
 ratio() { echo "scale=2; $1 / $2" | bc -l; }
 mbps() { echo "scale=0; $SIZE / $1" | bc -l; }
 best=""
+# pairwise NAME A B: REPS runs of command A then command B, back to back
+# (the machine's load hits both alike); sets pa/pb (best times), pmed and
+# pspread, and pline="RATIO NAME median min-max" of the per-run ratios A/B.
+pairwise() {
+  local name=$1 a=$2 b=$3 ra rb s e ratios=() ba=999999 bb=999999
+  for rep in $(seq "$REPS"); do
+    sync; s=$(now); eval "$a" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }; e=$(now); ra=$(echo "$e - $s" | bc -l)
+    sync; s=$(now); eval "$b" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }; e=$(now); rb=$(echo "$e - $s" | bc -l)
+    ratios+=("$(echo "scale=3; $ra / $rb" | bc -l)")
+    ba=$(echo "if ($ra < $ba) $ra else $ba" | bc -l); bb=$(echo "if ($rb < $bb) $rb else $bb" | bc -l)
+  done
+  pa=$ba pb=$bb
+  sorted=$(printf '%s\n' "${ratios[@]}" | sort -n)
+  pmed=$(echo "$sorted" | sed -n "$(( (REPS + 1) / 2 ))p")
+  pspread="$(echo "$sorted" | head -1)-$(echo "$sorted" | tail -1)"
+  pline="RATIO $name $pmed $pspread"
+}
 # timeit CMD...: best wall time of REPS runs; $rep is the run number (fresh repositories).
 timeit() { local b=999999 s e x; for rep in $(seq "$REPS"); do sync; s=$(now); eval "$*" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }; e=$(now); x=$(echo "$e - $s" | bc -l); b=$(echo "if ($x < $b) $x else $b" | bc -l); done; best=$b; }
 
@@ -102,16 +124,18 @@ echo
 timeit 'rm -rf "$VOLT_ROOT/cache"; "$volt" bundle push "$work/v1.vbundle" "$dr/volt$rep/bench:1" --plain-http'; vpush=$best
 timeit '"$volt" bundle push "$work/v1.vbundle" "$dr/warm$rep/bench:1" --plain-http'; vpushw=$best
 timeit '(cd "$files" && "$oras" push "${oras_args[@]}" "$dr/oras$rep/bench:1" "${oras_files[@]}")'; opush=$best
-timeit 'rm -f "$work/pulled.vbundle"; "$volt" bundle pull "$dr/volt1/bench:1" -o "$work/pulled.vbundle" --plain-http'; vpull=$best
-cmp -s "$work/pulled.vbundle" "$work/v1.vbundle" && same=yes || same=NO
 timeit 'rm -rf "$work/orasout"; "$oras" pull --plain-http -o "$work/orasout" "$dr/oras1/bench:1"'; opull=$best
 # volt fsyncs the pulled file before renaming it into place; oras does not.
-timeit 'rm -rf "$work/orasout"; "$oras" pull --plain-http -o "$work/orasout" "$dr/oras1/bench:1" && sync -f "$work/orasout"'; opulls=$best
+pairwise registry-pull-vs-oras-sync \
+  'rm -f "$work/pulled.vbundle"; "$volt" bundle pull "$dr/volt1/bench:1" -o "$work/pulled.vbundle" --plain-http' \
+  'rm -rf "$work/orasout"; "$oras" pull --plain-http -o "$work/orasout" "$dr/oras1/bench:1" && sync -f "$work/orasout"'
+pull_line=$pline vpull=$pa opulls=$pb pull_med=$pmed pull_spread=$pspread
+cmp -s "$work/pulled.vbundle" "$work/v1.vbundle" && same=yes || same=NO
 printf "%-44s %8s %8s %7s\n" "docker-registry" "volt s" "oras s" "ratio"
 printf "%-44s %8.2f %8.2f %6sx  (%s MiB/s)\n" "push (new repository, cold)" "$vpush" "$opush" "$(ratio "$vpush" "$opush")" "$(mbps "$vpush")"
 printf "%-44s %8.2f %8.2f %6sx\n" "push (new repository, sha256 cache warm)" "$vpushw" "$opush" "$(ratio "$vpushw" "$opush")"
 printf "%-44s %8.2f %8.2f %6sx  (%s MiB/s; byte-identical: %s)\n" "pull" "$vpull" "$opull" "$(ratio "$vpull" "$opull")" "$(mbps "$vpull")" "$same"
-printf "%-44s %8.2f %8.2f %6sx\n" "pull, oras followed by sync (volt fsyncs)" "$vpull" "$opulls" "$(ratio "$vpull" "$opulls")"
+printf "%-44s %8.2f %8.2f %6sx  (median of %s paired runs %s, spread %s; target <= 1.0)\n" "pull, oras followed by sync (volt fsyncs)" "$vpull" "$opulls" "$(ratio "$vpull" "$opulls")" "$REPS" "${pull_med}x" "$pull_spread"
 echo
 
 # 2./3. dedup.
@@ -124,9 +148,15 @@ echo
 
 # 4. volt registry serve vs docker-registry, same volt commands.
 timeit 'rm -rf "$VOLT_ROOT/cache"; "$volt" bundle push "$work/v1.vbundle" "$vs/serve$rep/bench:1" --plain-http'; spush=$best
-timeit 'rm -f "$work/pulled.vbundle"; "$volt" bundle pull "$vs/serve1/bench:1" -o "$work/pulled.vbundle" --plain-http'; spull=$best
+pairwise serve-pull-vs-docker-registry \
+  'rm -f "$work/pulled.vbundle"; "$volt" bundle pull "$vs/serve1/bench:1" -o "$work/pulled.vbundle" --plain-http' \
+  'rm -f "$work/pulled-dr.vbundle"; "$volt" bundle pull "$dr/volt1/bench:1" -o "$work/pulled-dr.vbundle" --plain-http'
+serve_line=$pline spull=$pa vpull=$pb serve_med=$pmed serve_spread=$pspread
 cmp -s "$work/pulled.vbundle" "$work/v1.vbundle" && same=yes || same=NO
 printf "%-44s %8s %8s %7s\n" "volt bundle push/pull" "serve s" "d-reg s" "ratio"
 printf "%-44s %8.2f %8.2f %6sx\n" "push (new repository, cold)" "$spush" "$vpush" "$(ratio "$spush" "$vpush")"
-printf "%-44s %8.2f %8.2f %6sx  (byte-identical: %s)\n" "pull" "$spull" "$vpull" "$(ratio "$spull" "$vpull")" "$same"
-echo "serve stores blobs in the CAS: $(du -sh "$work/serve-root/cas" | cut -f1) for $REPS pushes of ${SIZE} MiB (one copy)"
+printf "%-44s %8.2f %8.2f %6sx  (median of %s paired runs %s, spread %s; target <= 1.0; byte-identical: %s)\n" "pull" "$spull" "$vpull" "$(ratio "$spull" "$vpull")" "$REPS" "${serve_med}x" "$serve_spread" "$same"
+echo "serve stores blobs in the CAS: $(du -sh "$work/serve-root/cas" | cut -f1) for $REPS pushes of ${SIZE} MiB (one copy); whole-blob cache beside it: $(du -sh "$work/serve-root/registry/blobcache" | cut -f1)"
+echo
+echo "$pull_line"
+echo "$serve_line"

@@ -1,6 +1,7 @@
 package starlark
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -69,6 +70,43 @@ func BenchmarkEvalExamples(b *testing.B) {
 	for _, ex := range []string{"web-recipe", "multi", "shared-lib"} {
 		root := filepath.Join(examplesDir(b), ex)
 		b.Run(ex, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Eval(context.Background(), Options{Root: root}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// writeSharedImageRecipe writes a recipe declaring n containers on one
+// rootfs tarball (1 MiB), the shape of issue 17's dry-run row.
+func writeSharedImageRecipe(tb testing.TB, n int) string {
+	tb.Helper()
+	root := tb.TempDir()
+	os.MkdirAll(filepath.Join(root, "images"), 0o755)
+	if err := os.WriteFile(filepath.Join(root, "images/base.tar.gz"), bytes.Repeat([]byte{0x1f, 0x8b, 8, 0}, 256<<10), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	os.Symlink("base.tar.gz", filepath.Join(root, "images/alias.tar.gz"))
+	src := fmt.Sprintf(`bundle(name = "many", version = "1.0.0")
+for i in range(%d):
+    container("svc-%%d" %% i, image = rootfs("images/alias.tar.gz" if i %% 2 else "images/base.tar.gz"), command = ["/bin/app", str(i)])
+`, n)
+	if err := os.WriteFile(filepath.Join(root, "volt.star"), []byte(src), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return root
+}
+
+// BenchmarkEvalSharedImage evaluates N containers on one rootfs image
+// (through two paths): the image is stat'ed and hashed once, so the cost
+// per container is the declaration only.
+func BenchmarkEvalSharedImage(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		root := writeSharedImageRecipe(b, n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := Eval(context.Background(), Options{Root: root}); err != nil {
 					b.Fatal(err)

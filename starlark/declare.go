@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	sl "go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
@@ -270,8 +271,13 @@ func (ev *evaluator) makePredeclared() sl.StringDict {
 }
 
 // hashFile returns the digest of the root-relative regular file rel.
-func (ev *evaluator) hashFile(rel, abs string) (string, *recipeError) {
+func (ev *evaluator) hashFile(rel, abs string, fi os.FileInfo) (string, *recipeError) {
 	if d, ok := ev.hashes[rel]; ok {
+		return d, nil
+	}
+	v, haveV := versionOf(fi)
+	if d, ok := ev.fileHashes[v]; ok && haveV {
+		ev.hashes[rel] = d
 		return d, nil
 	}
 	d, _, err := digest.File(abs)
@@ -279,7 +285,24 @@ func (ev *evaluator) hashFile(rel, abs string) (string, *recipeError) {
 		return "", errorf("hash %q: %v", rel, err)
 	}
 	ev.hashes[rel] = d
+	if haveV {
+		ev.fileHashes[v] = d
+	}
 	return d, nil
+}
+
+// fileVersion identifies one version of a file within an evaluation.
+type fileVersion struct {
+	dev, inode  uint64
+	size, mtime int64
+}
+
+func versionOf(fi os.FileInfo) (fileVersion, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileVersion{}, false
+	}
+	return fileVersion{dev: uint64(st.Dev), inode: st.Ino, size: fi.Size(), mtime: fi.ModTime().UnixNano()}, true
 }
 
 // statEntry is a cached resolution of a root-relative path.
@@ -321,7 +344,7 @@ func (ev *evaluator) input(rel string, at plan.Pos) (string, error) {
 		return "", errorf("%q is not a regular file", rel).atPos(at)
 	}
 	c := path.Clean(rel)
-	d, rerr := ev.hashFile(c, abs)
+	d, rerr := ev.hashFile(c, abs, st)
 	if rerr != nil {
 		return "", rerr.atPos(at)
 	}
@@ -343,7 +366,7 @@ func (ev *evaluator) imageSource(kind plan.Kind, rel string, dirOK, fileOK bool,
 		if ev.opts.DeferImageDigests {
 			break
 		}
-		d, rerr := ev.hashFile(src.Path, abs)
+		d, rerr := ev.hashFile(src.Path, abs, st)
 		if rerr != nil {
 			return nil, rerr.atPos(at)
 		}

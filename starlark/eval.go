@@ -86,7 +86,10 @@ type evaluator struct {
 	budget uint64 // steps left for the whole evaluation
 	fatal  *Diagnostic
 	hashes map[string]string // path -> digest cache
-	stats  map[string]statEntry
+	// fileHashes memoizes digests by file version (device, inode, size,
+	// mtime), so two paths naming one file (a symlink, "a/../b") hash it once.
+	fileHashes map[fileVersion]string
+	stats      map[string]statEntry
 
 	d *decls
 }
@@ -120,19 +123,20 @@ func newEvaluator(ctx context.Context, opts Options) (*evaluator, error) {
 		opts.MaxSteps = DefaultMaxSteps
 	}
 	ev := &evaluator{
-		ctx:      ctx,
-		root:     root,
-		rootOrig: opts.Root,
-		opts:     opts,
-		modules:  map[string]*module{},
-		sources:  map[string]string{},
-		text:     map[string][]byte{},
-		files:    map[string]*syntax.File{},
-		calls:    map[string]map[lineCol]*syntax.CallExpr{},
-		budget:   opts.MaxSteps,
-		hashes:   map[string]string{},
-		stats:    map[string]statEntry{},
-		d:        newDecls(),
+		ctx:        ctx,
+		root:       root,
+		rootOrig:   opts.Root,
+		opts:       opts,
+		modules:    map[string]*module{},
+		sources:    map[string]string{},
+		text:       map[string][]byte{},
+		files:      map[string]*syntax.File{},
+		calls:      map[string]map[lineCol]*syntax.CallExpr{},
+		budget:     opts.MaxSteps,
+		hashes:     map[string]string{},
+		fileHashes: map[fileVersion]string{},
+		stats:      map[string]statEntry{},
+		d:          newDecls(),
 	}
 	ev.predeclared = ev.makePredeclared()
 	ev.stdlibPre = sl.StringDict{"native": nativeModule(ev.predeclared)}

@@ -161,3 +161,24 @@ func TestConcurrentEval(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedImageHashedOnce: one image file named by two paths (a symlink)
+// gets one digest, and every container on it points at the same source.
+func TestSharedImageHashedOnce(t *testing.T) {
+	root := writeSharedImageRecipe(t, 6)
+	p, err := Eval(context.Background(), Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	digests := map[string]bool{}
+	for _, s := range p.Services {
+		src := s.Images["linux/amd64"]
+		if src == nil || src.Digest == "" {
+			t.Fatalf("%s: image %+v", s.Name, src)
+		}
+		digests[src.Digest] = true
+	}
+	if len(p.Services) != 6 || len(digests) != 1 {
+		t.Fatalf("%d services, %d distinct digests, want 6 and 1", len(p.Services), len(digests))
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/volt-cli/volt/engine/bundle"
@@ -79,6 +80,10 @@ type Options struct {
 type Layout struct {
 	Manifest *bundle.Manifest
 	Entries  []bundle.Entry
+	// Compose is the bundle's compose.yaml as data. A dry run leaves the
+	// compose.yaml entry without Data: marshaling is most of a dry run's
+	// cost for thousands of services (constellation.Marshal(Compose) gives it).
+	Compose *constellation.File
 }
 
 // stagingPrefix starts the name of a build's staging directory, made
@@ -244,7 +249,11 @@ func layout(ctx context.Context, p *plan.Plan, opts Options, staging string, exe
 		}
 		ext := ".tar"
 		if b.execute {
-			if _, ext, err = bundle.DetectFormat(file); err != nil {
+			fi, err := b.stat(file)
+			if err == nil {
+				_, ext, err = b.detectFormat(file, fi)
+			}
+			if err != nil {
 				return nil, fmt.Errorf("volume %s of %s: %w", v.Name, v.Service, err)
 			}
 		}
@@ -261,13 +270,15 @@ func layout(ctx context.Context, p *plan.Plan, opts Options, staging string, exe
 		m.Hooks[h.Kind] = name
 		b.add(bundle.Entry{Name: name, Path: b.abs(h.Path), Compress: true})
 	}
-	compose, err := constellation.Marshal(topo)
-	if err != nil {
-		return nil, fmt.Errorf("build: write compose.yaml: %w", err)
+	var compose []byte
+	if b.execute {
+		if compose, err = constellation.Marshal(topo); err != nil {
+			return nil, fmt.Errorf("build: write compose.yaml: %w", err)
+		}
 	}
 	b.add(bundle.Entry{Name: "compose.yaml", Data: compose, Compress: true})
 	sort.Slice(b.entries, func(i, j int) bool { return b.entries[i].Name < b.entries[j].Name })
-	return &Layout{Manifest: m, Entries: b.entries}, nil
+	return &Layout{Manifest: m, Entries: b.entries, Compose: topo}, nil
 }
 
 // bundleTopology copies the Constellation so image references can be
@@ -365,6 +376,62 @@ type builder struct {
 	// packed caches staged files by source so one directory packed for two
 	// platforms is packed once per platform only.
 	packed map[string]string
+	// stats memoizes os.Stat per path and formats DetectFormat per file
+	// version, so 1,000 services on one image file stat it once and open
+	// and read it once.
+	stats   map[string]statResult
+	formats map[fileKey]detected
+}
+
+type statResult struct {
+	fi  os.FileInfo
+	err error
+}
+
+// stat is os.Stat of path, once per build.
+func (b *builder) stat(path string) (os.FileInfo, error) {
+	if r, ok := b.stats[path]; ok {
+		return r.fi, r.err
+	}
+	fi, err := os.Stat(path)
+	if b.stats == nil {
+		b.stats = map[string]statResult{}
+	}
+	b.stats[path] = statResult{fi, err}
+	return fi, err
+}
+
+// fileKey names one version of a file: its path, size, mtime and inode.
+type fileKey struct {
+	path       string
+	size       int64
+	mtime      int64
+	dev, inode uint64
+}
+
+// detected is a memoized DetectFormat answer.
+type detected struct {
+	format, ext string
+	err         error
+}
+
+// detectFormat is bundle.DetectFormat of file (stat'ed as fi), computed
+// once per file version within one build.
+func (b *builder) detectFormat(file string, fi os.FileInfo) (string, string, error) {
+	k := fileKey{path: file, size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		k.dev, k.inode = uint64(st.Dev), st.Ino
+	}
+	if d, ok := b.formats[k]; ok {
+		return d.format, d.ext, d.err
+	}
+	var d detected
+	d.format, d.ext, d.err = bundle.DetectFormat(file)
+	if b.formats == nil {
+		b.formats = map[fileKey]detected{}
+	}
+	b.formats[k] = d
+	return d.format, d.ext, d.err
 }
 
 func (b *builder) add(e bundle.Entry) { b.entries = append(b.entries, e) }
@@ -377,7 +444,7 @@ func (b *builder) abs(rel string) string {
 }
 
 func (b *builder) checkFile(rel string, at plan.Pos) error {
-	fi, err := os.Stat(b.abs(rel))
+	fi, err := b.stat(b.abs(rel))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return &plan.Error{At: at, Msg: fmt.Sprintf("file %q does not exist", rel)}
@@ -403,13 +470,16 @@ func (b *builder) image(s *plan.Service, src *plan.ImageSource, pl bundle.Platfo
 		return nil, err
 	}
 	var format, ext string
-	if fi, serr := os.Stat(file); serr == nil && fi.IsDir() {
+	fi, serr := b.stat(file)
+	if serr == nil && fi.IsDir() {
 		// Dry run of a directory image: it would be packed into an OCI tar.
 		format, ext = bundle.FormatOCI, ".tar"
 		if src.Kind == plan.KindRootfs {
 			format = bundle.FormatRootfs
 		}
-	} else if format, ext, err = bundle.DetectFormat(file); err != nil {
+	} else if serr != nil {
+		return nil, &plan.Error{At: src.At, Msg: fmt.Sprintf("image %q: %v", src.Path, serr)}
+	} else if format, ext, err = b.detectFormat(file, fi); err != nil {
 		return nil, &plan.Error{At: src.At, Msg: fmt.Sprintf("image %q: %v", src.Path, err)}
 	}
 	if s.Type == plan.VM && format != bundle.FormatQCOW2 && format != bundle.FormatRaw {
@@ -447,7 +517,7 @@ func (b *builder) resolve(s *plan.Service, src *plan.ImageSource, pl bundle.Plat
 		return out, nil
 	}
 	file := b.abs(src.Path)
-	fi, err := os.Stat(file)
+	fi, err := b.stat(file)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", &plan.Error{At: src.At, Msg: fmt.Sprintf("image %q does not exist", src.Path)}

@@ -3,8 +3,10 @@ package build
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,11 +155,9 @@ func TestEnvFilesInlined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var compose []byte
-	for _, e := range l.Entries {
-		if e.Name == "compose.yaml" {
-			compose = e.Data
-		}
+	compose, err := constellation.Marshal(l.Compose)
+	if err != nil {
+		t.Fatal(err)
 	}
 	f, err := constellation.Parse("compose.yaml", compose)
 	if err != nil {
@@ -184,5 +184,72 @@ func TestEnvFilesInlined(t *testing.T) {
 	os.WriteFile(filepath.Join(p.Root, "extra.env"), []byte("A=2\nnot a pair\n"), 0o644)
 	if _, err := DryRun(context.Background(), p, Options{}); err == nil || !strings.Contains(err.Error(), "extra.env:2:1") {
 		t.Errorf("malformed env file: err = %v, want one at extra.env:2:1", err)
+	}
+}
+
+// sharedImagePlan is n containers on one gzip rootfs tarball (of 256 KiB
+// of incompressible data), the shape of a recipe that runs many services
+// from one image.
+func sharedImagePlan(tb testing.TB, n int) *plan.Plan {
+	tb.Helper()
+	root := tb.TempDir()
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	data := make([]byte, 256<<10)
+	for i := range data {
+		data[i] = byte(i*7919 ^ i>>3)
+	}
+	tw.WriteHeader(&tar.Header{Name: "bin/app", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(data))})
+	tw.Write(data)
+	tw.Close()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw.Bytes())
+	zw.Close()
+	if err := os.WriteFile(filepath.Join(root, "base.tar.gz"), gz.Bytes(), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	p := &plan.Plan{Name: "many", Version: "1.0.0", Platforms: []string{"linux/amd64"}, Root: root,
+		Constellation: &constellation.File{Version: "1", Name: "many", Containers: map[string]*constellation.Container{}}}
+	at := plan.Pos{File: "volt.star", Line: 2, Col: 1}
+	for i := range n {
+		name := fmt.Sprintf("svc-%d", i)
+		p.Constellation.Containers[name] = &constellation.Container{Image: constellation.ImageRef{Single: "base.tar.gz"}}
+		p.Services = append(p.Services, &plan.Service{Name: name, Type: plan.Container, At: at,
+			Images: map[string]*plan.ImageSource{"linux/amd64": {Kind: plan.KindRootfs, Path: "base.tar.gz", At: at}}})
+	}
+	return p
+}
+
+// TestDryRunSharedImage: every service on one image gets the same detected
+// format (detected once per file version).
+func TestDryRunSharedImage(t *testing.T) {
+	l, err := DryRun(context.Background(), sharedImagePlan(t, 50), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, svc := range l.Manifest.Services {
+		img := svc.Images["linux/amd64"]
+		if img.Format != bundle.FormatRootfs || img.Path == nil || !strings.HasSuffix(*img.Path, ".tar.gz") {
+			t.Fatalf("%s: image %+v", name, img)
+		}
+	}
+	if len(l.Manifest.Services) != 50 {
+		t.Fatalf("%d services", len(l.Manifest.Services))
+	}
+}
+
+// BenchmarkDryRunSharedImage lays out N containers sharing one gzip rootfs
+// image (issue 17: 1,000 within 4x of 10; 10,000 linear).
+func BenchmarkDryRunSharedImage(b *testing.B) {
+	for _, n := range []int{10, 1000, 10000} {
+		p := sharedImagePlan(b, n)
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := DryRun(context.Background(), p, Options{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -58,6 +58,10 @@ type Config struct {
 	// TokenTTL is the lifetime of tokens issued by the /token endpoint
 	// (default 1h; never past the expiry of the token presented).
 	TokenTTL time.Duration
+	// BlobCacheBytes bounds the whole-blob cache beside the CAS that GET
+	// serves from (0: DefaultBlobCacheBytes; negative: no cache, every GET
+	// reassembles the blob from CAS chunks).
+	BlobCacheBytes int64
 	// Logf, when set, receives one line per failed request.
 	Logf func(format string, args ...any)
 	// Now replaces time.Now (tests).
@@ -102,9 +106,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// Uploads of a previous run are lost (sessions live in memory).
 	os.RemoveAll(filepath.Join(cfg.Root, "uploads"))
+	if cfg.BlobCacheBytes == 0 {
+		cfg.BlobCacheBytes = DefaultBlobCacheBytes
+	}
+	cache, err := openBlobCache(filepath.Join(cfg.Root, "blobcache"), cfg.BlobCacheBytes)
+	if err != nil {
+		lk.Release()
+		return nil, fmt.Errorf("registry server: blob cache: %w", err)
+	}
 	return &Server{
 		cfg:     cfg,
-		st:      &store{root: cfg.Root, cas: cfg.CAS},
+		st:      &store{root: cfg.Root, cas: cfg.CAS, cache: cache},
 		pub:     cfg.Key.Public().(ed25519.PublicKey),
 		lock:    lk,
 		uploads: map[string]*upload{},
@@ -119,6 +131,7 @@ func (s *Server) Close() error {
 		delete(s.uploads, id)
 	}
 	s.mu.Unlock()
+	s.st.cache.close()
 	s.lock.Release()
 	return nil
 }
@@ -440,14 +453,14 @@ func (s *Server) serveTags(w http.ResponseWriter, r *http.Request, name, _ strin
 	json.NewEncoder(w).Encode(map[string]any{"name": name, "tags": paginate(w, r, tags)})
 }
 
-// parseDigest accepts only sha256 digests.
+// parseDigest accepts sha256 and sha512 digests.
 func parseDigest(s string) (godigest.Digest, error) {
 	d, err := godigest.Parse(s)
 	if err != nil {
 		return "", err
 	}
-	if d.Algorithm() != godigest.SHA256 {
-		return "", fmt.Errorf("digest algorithm %s not supported (sha256 only)", d.Algorithm())
+	if a := d.Algorithm(); a != godigest.SHA256 && a != godigest.SHA512 {
+		return "", fmt.Errorf("digest algorithm %s not supported (sha256 or sha512)", a)
 	}
 	return d, nil
 }
@@ -479,12 +492,27 @@ func (s *Server) serveBlob(w http.ResponseWriter, r *http.Request, name, ref str
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Docker-Content-Digest", d.String())
-	h.Set("Content-Length", strconv.FormatInt(rec.Size, 10))
-	h.Set("Accept-Ranges", "none")
 	h.Set("Etag", `"`+d.String()+`"`)
 	if r.Method == http.MethodHead {
+		h.Set("Content-Length", strconv.FormatInt(rec.Size, 10))
+		if s.st.cache.fits(rec.Size) {
+			h.Set("Accept-Ranges", "bytes")
+		}
 		return
 	}
+	// The cached whole file: sendfile, byte ranges, conditional GETs.
+	f, err := s.st.cache.open(r.Context(), s.cfg.CAS, d, rec)
+	if err != nil && s.cfg.Logf != nil {
+		s.cfg.Logf("%s %s: blob cache: %v", r.Method, r.URL.Path, err)
+	}
+	if f != nil {
+		defer f.Close()
+		http.ServeContent(w, r, "", time.Time{}, f)
+		return
+	}
+	// Not cacheable (larger than the cache): stream from the CAS.
+	h.Set("Content-Length", strconv.FormatInt(rec.Size, 10))
+	h.Set("Accept-Ranges", "none")
 	if err := s.cfg.CAS.Get(r.Context(), rec.Ref, w); err != nil && s.cfg.Logf != nil {
 		s.cfg.Logf("GET %s: %v", r.URL.Path, err)
 	}
@@ -545,7 +573,9 @@ func (s *Server) canPull(r *http.Request, repo string) bool {
 	return err == nil && (c.Allows(repo, ActionPull) || c.Allows(repo, ActionPush))
 }
 
-func (s *Server) uploadAccepted(w http.ResponseWriter, u *upload) {
+// uploadHeaders sets the headers that tell a client where upload u stands:
+// its URL, id and the range received so far.
+func uploadHeaders(w http.ResponseWriter, u *upload) {
 	h := w.Header()
 	h.Set("Location", "/v2/"+u.repo+"/blobs/uploads/"+u.id)
 	h.Set("Docker-Upload-UUID", u.id)
@@ -554,7 +584,11 @@ func (s *Server) uploadAccepted(w http.ResponseWriter, u *upload) {
 		end = 0
 	}
 	h.Set("Range", fmt.Sprintf("0-%d", end))
-	h.Set("Content-Length", "0")
+}
+
+func (s *Server) uploadAccepted(w http.ResponseWriter, u *upload) {
+	uploadHeaders(w, u)
+	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
 }
 
@@ -586,13 +620,8 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, name, id st
 	case http.MethodPatch:
 		u.mu.Lock()
 		defer u.mu.Unlock()
-		if cr := r.Header.Get("Content-Range"); cr != "" {
-			start, _, _ := strings.Cut(strings.TrimPrefix(cr, "bytes="), "-")
-			if n, err := strconv.ParseInt(start, 10, 64); err != nil || n != u.size {
-				w.Header().Set("Range", fmt.Sprintf("0-%d", u.size-1))
-				s.ociError(w, r, http.StatusRequestedRangeNotSatisfiable, codeBlobUploadInvalid, fmt.Sprintf("Content-Range %q does not continue at %d", cr, u.size))
-				return
-			}
+		if !s.rangeContinues(w, r, u) {
+			return
 		}
 		if _, err := u.appendFrom(r.Body); err != nil {
 			s.drop(u)
@@ -602,6 +631,11 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, name, id st
 		s.uploadAccepted(w, u)
 	case http.MethodPut:
 		u.mu.Lock()
+		// A final chunk that does not continue the upload leaves it open.
+		if !s.rangeContinues(w, r, u) {
+			u.mu.Unlock()
+			return
+		}
 		s.mu.Lock()
 		delete(s.uploads, id)
 		s.mu.Unlock()
@@ -612,14 +646,25 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, name, id st
 	}
 }
 
-func (s *Server) uploadAccepted204(w http.ResponseWriter, u *upload) {
-	end := u.size - 1
-	if end < 0 {
-		end = 0
+// rangeContinues checks the Content-Range of a chunk (PATCH or the final
+// PUT) against the upload's size; on a mismatch it answers 416 with the
+// range received so far, keeping the session, and returns false.
+func (s *Server) rangeContinues(w http.ResponseWriter, r *http.Request, u *upload) bool {
+	cr := r.Header.Get("Content-Range")
+	if cr == "" {
+		return true
 	}
-	w.Header().Set("Location", "/v2/"+u.repo+"/blobs/uploads/"+u.id)
-	w.Header().Set("Range", fmt.Sprintf("0-%d", end))
-	w.Header().Set("Docker-Upload-UUID", u.id)
+	start, _, _ := strings.Cut(strings.TrimPrefix(cr, "bytes="), "-")
+	if n, err := strconv.ParseInt(start, 10, 64); err == nil && n == u.size {
+		return true
+	}
+	uploadHeaders(w, u)
+	s.ociError(w, r, http.StatusRequestedRangeNotSatisfiable, codeBlobUploadInvalid, fmt.Sprintf("Content-Range %q does not continue the upload at byte %d", cr, u.size))
+	return false
+}
+
+func (s *Server) uploadAccepted204(w http.ResponseWriter, u *upload) {
+	uploadHeaders(w, u)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -644,7 +689,13 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, u *upload, dg st
 		s.ociError(w, r, http.StatusBadRequest, codeBlobUploadInvalid, "upload interrupted: "+err.Error())
 		return
 	}
-	if got := u.digest(); got != d {
+	got, err := u.digest(d.Algorithm())
+	if err != nil {
+		os.Remove(u.path)
+		s.ociError(w, r, http.StatusInternalServerError, codeBlobUploadInvalid, err.Error())
+		return
+	}
+	if got != d {
 		os.Remove(u.path)
 		s.ociError(w, r, http.StatusBadRequest, codeDigestInvalid, fmt.Sprintf("content has digest %s, not %s", got, d))
 		return
@@ -728,10 +779,29 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 		s.ociError(w, r, http.StatusRequestEntityTooLarge, codeSizeInvalid, fmt.Sprintf("manifest is over the %d-byte limit", MaxManifestSize))
 		return
 	}
+	// Pushed by digest: that digest's algorithm names the manifest, with
+	// optional ?tag= parameters; pushed by tag: sha256.
 	d := godigest.FromBytes(raw)
-	if isDigest && ref != d.String() {
-		s.ociError(w, r, http.StatusBadRequest, codeDigestInvalid, fmt.Sprintf("manifest has digest %s, not %s", d, ref))
-		return
+	var tags []string
+	if isDigest {
+		want, err := parseDigest(ref)
+		if err != nil {
+			s.ociError(w, r, http.StatusBadRequest, codeDigestInvalid, fmt.Sprintf("manifest reference %q: %v", ref, err))
+			return
+		}
+		if d = want.Algorithm().FromBytes(raw); d != want {
+			s.ociError(w, r, http.StatusBadRequest, codeDigestInvalid, fmt.Sprintf("manifest has digest %s, not %s", d, ref))
+			return
+		}
+		for _, t := range r.URL.Query()["tag"] {
+			if !tagRE.MatchString(t) {
+				s.ociError(w, r, http.StatusBadRequest, codeManifestInvalid, fmt.Sprintf("invalid tag parameter %q", t))
+				return
+			}
+			tags = append(tags, t)
+		}
+	} else {
+		tags = []string{ref}
 	}
 	var m manifestRefs
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -755,7 +825,10 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 			s.ociError(w, r, http.StatusBadRequest, codeManifestInvalid, "image manifest without config")
 			return
 		}
-		for _, desc := range append([]ocispec.Descriptor{*m.Config}, m.Layers...) {
+		for i, desc := range append([]ocispec.Descriptor{*m.Config}, m.Layers...) {
+			if i > 0 && nonDistributable(desc.MediaType) && desc.Digest.Validate() == nil {
+				continue // fetched from its URLs, never pushed
+			}
 			if desc.Digest.Validate() != nil || !s.st.repoHasBlob(name, desc.Digest) {
 				s.ociError(w, r, http.StatusBadRequest, codeManifestBlobUnkown, fmt.Sprintf("blob %s is not in %s: push it first", desc.Digest, name))
 				return
@@ -776,10 +849,6 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 		s.ociError(w, r, http.StatusBadRequest, codeManifestInvalid, fmt.Sprintf("unsupported manifest media type %q", mt))
 		return
 	}
-	tag := ""
-	if !isDigest {
-		tag = ref
-	}
 	var subject *godigest.Digest
 	var refDesc []byte
 	if m.Subject != nil && m.Subject.Digest.Validate() == nil {
@@ -791,16 +860,28 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, name, ref s
 		}
 		refDesc, _ = json.Marshal(ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(raw)), ArtifactType: at, Annotations: m.Annotations})
 	}
-	if err := s.st.putManifest(name, d, raw, mt, tag, subject, refDesc); err != nil {
+	if err := s.st.putManifest(name, d, raw, mt, tags, subject, refDesc); err != nil {
 		s.ociError(w, r, http.StatusInternalServerError, codeManifestInvalid, err.Error())
 		return
 	}
 	if subject != nil {
 		w.Header().Set("OCI-Subject", subject.String())
 	}
+	if isDigest && len(tags) > 0 {
+		w.Header().Set("OCI-Tag", strings.Join(tags, ", "))
+	}
 	w.Header().Set("Location", "/v2/"+name+"/manifests/"+d.String())
 	w.Header().Set("Docker-Content-Digest", d.String())
 	w.WriteHeader(http.StatusCreated)
+}
+
+// nonDistributable reports whether a layer media type is one registries
+// need not hold (OCI non-distributable layers, Docker foreign layers):
+// clients fetch such layers from the descriptor's URLs.
+func nonDistributable(mediaType string) bool {
+	return strings.HasPrefix(mediaType, "application/vnd.oci.image.layer.nondistributable.") ||
+		mediaType == "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" ||
+		mediaType == "application/vnd.docker.image.rootfs.foreign.diff.tar"
 }
 
 func (s *Server) serveReferrers(w http.ResponseWriter, r *http.Request, name, ref string) {

@@ -33,14 +33,21 @@ type testServer struct {
 
 func newTestServer(t *testing.T, anon bool) *testServer {
 	t.Helper()
-	dir := t.TempDir()
+	return newTestServerWith(t, t.TempDir(), func(c *Config) { c.AnonymousPull = anon })
+}
+
+// newTestServerWith starts a server on state under dir, its Config adjusted by set.
+func newTestServerWith(t *testing.T, dir string, set func(*Config)) *testServer {
+	t.Helper()
 	cs, err := cas.Open(filepath.Join(dir, "cas"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cs.Sync = cas.SyncNone
 	ts := &testServer{now: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC), cas: cs, root: filepath.Join(dir, "reg")}
-	srv, err := New(context.Background(), Config{Root: ts.root, CAS: cs, AnonymousPull: anon, Now: func() time.Time { return ts.now }})
+	cfg := Config{Root: ts.root, CAS: cs, Now: func() time.Time { return ts.now }}
+	set(&cfg)
+	srv, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,8 +201,10 @@ func TestDigestMismatchKeepsNothing(t *testing.T) {
 	if len(objs) != 0 || len(ents) != 0 {
 		t.Errorf("after refused uploads: %d CAS objects, %d upload files", len(objs), len(ents))
 	}
-	// A non-sha256 digest is refused.
+	// A sha512 digest that does not match, and an algorithm other than
+	// sha256 and sha512, are refused.
 	expect(t, ts.do(t, "POST", "/v2/r/blobs/uploads/?digest=sha512:"+strings.Repeat("0", 128), tok, []byte("x")), http.StatusBadRequest, codeDigestInvalid)
+	expect(t, ts.do(t, "POST", "/v2/r/blobs/uploads/?digest=sha384:"+strings.Repeat("0", 96), tok, []byte("x")), http.StatusBadRequest, codeDigestInvalid)
 }
 
 func TestManifestsTagsCatalogReferrersDelete(t *testing.T) {

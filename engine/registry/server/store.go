@@ -30,19 +30,23 @@ var (
 
 // store is the registry's on-disk state under root:
 //
-//	blobs/sha256/<hex>                 {"ref":"stellarium://…","size":N}: where the blob lives in the CAS
+//	blobs/<alg>/<hex>                  {"ref":"stellarium://…","size":N}: where the blob lives in the CAS
+//	blobcache/<alg>/<hex>              the whole blob as one file (a bounded cache, see blobcache.go)
 //	repos/<name>/_layers/<hex>         empty: the blob is part of the repository
 //	repos/<name>/_manifests/<hex>      manifest bytes; <hex>.type its media type
 //	repos/<name>/_tags/<tag>           "sha256:<hex>"
 //	repos/<name>/_referrers/<subject hex>/<hex>   the referrer's descriptor (JSON)
 //	uploads/<id>                       upload in progress
 //
+// <alg> is sha256 or sha512; <hex> alone is unambiguous within a
+// repository because the two algorithms' hex lengths differ (64, 128).
 // Every file is published atomically. Blob content is in the CAS, pinned
-// as "registry-sha256-<hex>" so a CAS gc keeps it.
+// as "registry-<alg>-<hex>" so a CAS gc keeps it.
 type store struct {
-	root string
-	cas  *cas.Store
-	mu   sync.Mutex // serialises metadata changes within the process
+	root  string
+	cas   *cas.Store
+	cache *blobCache
+	mu    sync.Mutex // serialises metadata changes within the process
 }
 
 // blobRecord is blobs/sha256/<hex>.
@@ -51,14 +55,23 @@ type blobRecord struct {
 	Size int64   `json:"size"`
 }
 
-func pinFor(d godigest.Digest) string { return "registry-sha256-" + d.Encoded() }
+// pinFor names the CAS pin of blob d. Pin names stop at 128 characters,
+// so a sha512 pin holds the first 256 bits of the digest (as strong as
+// sha256 against collisions).
+func pinFor(d godigest.Digest) string {
+	enc := d.Encoded()
+	if len(enc) > 64 {
+		enc = enc[:64]
+	}
+	return "registry-" + d.Algorithm().String() + "-" + enc
+}
 
 func (s *store) repoDir(name string) string {
 	return filepath.Join(s.root, "repos", filepath.FromSlash(name))
 }
 
 func (s *store) blobRecordPath(d godigest.Digest) string {
-	return filepath.Join(s.root, "blobs", "sha256", d.Encoded())
+	return filepath.Join(s.root, "blobs", d.Algorithm().String(), d.Encoded())
 }
 
 // blob returns the record of digest d, or os.ErrNotExist.
@@ -94,8 +107,9 @@ func (s *store) link(name string, d godigest.Digest) error {
 	return atomicfile.WriteFile(p, nil, 0o644)
 }
 
-// ingest moves the verified file at path (sha256 d, size bytes) into the
-// CAS, records it and links it into repository name. path is removed.
+// ingest moves the verified file at path (digest d, size bytes) into the
+// CAS, records it and links it into repository name. The file itself
+// becomes the blob's cache entry (or is removed).
 func (s *store) ingest(ctx context.Context, name string, d godigest.Digest, path string, size int64) error {
 	defer os.Remove(path)
 	if _, err := s.blob(d); err != nil {
@@ -103,6 +117,7 @@ func (s *store) ingest(ctx context.Context, name string, d godigest.Digest, path
 		if err != nil {
 			return err
 		}
+		s.cache.adopt(d, path, size)
 		rec, _ := json.Marshal(blobRecord{Ref: ref, Size: size})
 		if err := os.MkdirAll(filepath.Dir(s.blobRecordPath(d)), 0o755); err != nil {
 			return err
@@ -132,6 +147,7 @@ func (s *store) deleteBlob(ctx context.Context, name string, d godigest.Digest) 
 		}
 	}
 	os.Remove(s.blobRecordPath(d))
+	s.cache.remove(d)
 	if err := s.cas.Unpin(ctx, pinFor(d)); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, cas.ErrMissing) {
 		return err
 	}
@@ -152,9 +168,9 @@ func (s *store) manifest(name string, d godigest.Digest) ([]byte, string, error)
 	return b, string(mt), nil
 }
 
-// putManifest stores a manifest, tags it (tag may be "") and records it as
-// a referrer of subject (when not nil).
-func (s *store) putManifest(name string, d godigest.Digest, raw []byte, mediaType, tag string, subject *godigest.Digest, referrer []byte) error {
+// putManifest stores a manifest, tags it with each of tags and records it
+// as a referrer of subject (when not nil).
+func (s *store) putManifest(name string, d godigest.Digest, raw []byte, mediaType string, tags []string, subject *godigest.Digest, referrer []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	dir := filepath.Join(s.repoDir(name), "_manifests")
@@ -177,7 +193,7 @@ func (s *store) putManifest(name string, d godigest.Digest, raw []byte, mediaTyp
 			return err
 		}
 	}
-	if tag != "" {
+	for _, tag := range tags {
 		tp := filepath.Join(s.repoDir(name), "_tags", tag)
 		if err := os.MkdirAll(filepath.Dir(tp), 0o755); err != nil {
 			return err
@@ -355,6 +371,16 @@ func (u *upload) appendFrom(r io.Reader) (int64, error) {
 	return n, err
 }
 
-func (u *upload) digest() godigest.Digest {
-	return godigest.NewDigestFromEncoded(godigest.SHA256, hex.EncodeToString(u.h.Sum(nil)))
+// digest returns the upload's digest in algorithm alg: sha256 is hashed
+// as the data arrives; another algorithm (sha512, rare) reads the file.
+func (u *upload) digest(alg godigest.Algorithm) (godigest.Digest, error) {
+	if alg == godigest.SHA256 {
+		return godigest.NewDigestFromEncoded(godigest.SHA256, hex.EncodeToString(u.h.Sum(nil))), nil
+	}
+	f, err := os.Open(u.path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return alg.FromReader(f)
 }
