@@ -16,7 +16,6 @@ import (
 	"github.com/volt-cli/volt/engine/config"
 	"github.com/volt-cli/volt/engine/flock"
 	"github.com/volt-cli/volt/engine/pluginhost"
-	"github.com/volt-cli/volt/sdk"
 )
 
 // Version is Volt's version, set at build time with -ldflags "-X github.com/volt-cli/volt/engine.Version=…".
@@ -42,7 +41,6 @@ type Engine struct {
 
 	pluginDirs []string
 	plugins    *pluginhost.Host
-	sandbox    *sdk.SandboxPolicy
 	cas        *cas.Store
 	closers    []func()
 }
