@@ -156,6 +156,9 @@ func (e *Engine) CreateBundle(ctx context.Context, opts CreateOptions) (*CreateR
 	}
 	out := opts.Output
 	if out == "" {
+		if err := e.ensureRoot(); err != nil {
+			return nil, err
+		}
 		if err := os.MkdirAll(e.BundlesDir(), 0o755); err != nil {
 			return nil, err
 		}

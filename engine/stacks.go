@@ -69,9 +69,6 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 		if opts.Verify || e.Config.Bool("bundle.require_signature") {
 			return nil, fmt.Errorf("%w: %s is an ACE bundle, which cannot be signed", ErrVerifyFailed, opts.Bundle)
 		}
-		if err := os.MkdirAll(e.Root, 0o755); err != nil {
-			return nil, err
-		}
 		deploy.RemoveStale(e.Root, ".ace-*") // left by a killed import; we hold the lock
 		tmp, err := os.MkdirTemp(e.Root, ".ace-*")
 		if err != nil {
