@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // sandboxLine is a format plugin's own report that its Landlock ruleset is
@@ -374,5 +376,42 @@ func TestInterruptedLockWait(t *testing.T) {
 	r := e.must("stack", "list")
 	if strings.Contains(r.stdout, "days ago") || !strings.Contains(r.stdout, "deploying") {
 		t.Errorf("stack list of an interrupted stack:\n%s", r.stdout)
+	}
+}
+
+// TestCASBundleCreated: a --cas bundle's created time follows the rule of
+// embedded bundles (the newest input, its image included), not 1980.
+func TestCASBundleCreated(t *testing.T) {
+	e := newEnv(t)
+	src := filepath.Join(e.dir, "src")
+	writeFiles(t, src, map[string]string{"volt-compose.yaml": "version: \"1\"\nname: cs\ncontainers:\n  app:\n    image: images/bb.tar.gz\n"})
+	if err := os.MkdirAll(filepath.Join(src, "images"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "images", "bb.tar.gz"), sharedBusybox(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(src, "volt-compose.yaml"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	img := old.Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(src, "images", "bb.tar.gz"), img, img); err != nil {
+		t.Fatal(err)
+	}
+	for _, cas := range []bool{false, true} {
+		out := filepath.Join(e.dir, fmt.Sprintf("cas-%v.vbundle", cas))
+		args := []string{"bundle", "create", src, "-o", out}
+		if cas {
+			args = append(args, "--cas")
+		}
+		e.must(args...)
+		var s struct{ Created string }
+		if err := json.Unmarshal([]byte(e.must("bundle", "inspect", out, "-o", "json").stdout), &s); err != nil {
+			t.Fatal(err)
+		}
+		if want := img.Format(time.RFC3339); s.Created != want {
+			t.Errorf("--cas=%v: created %s, want %s (the image's mtime)", cas, s.Created, want)
+		}
 	}
 }

@@ -682,8 +682,10 @@ func (d *Deployer) rollback(ctx context.Context, old *Stack, sw []swapped, start
 			os.Rename(s.old, s.root)
 		} else {
 			// A workload new in this import: its (torn down, so empty)
-			// state dir and its dir go too. Remove keeps anything not empty.
+			// state dir, its record and its dir go too. Remove keeps
+			// anything not empty.
 			os.Remove(s.state)
+			os.Remove(filepath.Join(filepath.Dir(s.root), recordName))
 			os.Remove(filepath.Dir(s.root))
 		}
 	}
