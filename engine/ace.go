@@ -62,8 +62,7 @@ func (e *Engine) ConvertACE(ctx context.Context, zipPath, out string, signKey st
 		return nil, err
 	}
 	defer os.RemoveAll(staging)
-	e.confineFormats([]string{absPath(zipPath)}, []string{staging})
-	f, name, err := e.Plugins().FormatFor(ctx, aceFormat)
+	f, name, err := e.Plugins().FormatFor(ctx, aceFormat, formatPolicy([]string{absPath(zipPath)}, []string{staging}))
 	if err != nil {
 		return nil, err
 	}
@@ -152,8 +151,7 @@ func (e *Engine) WriteACE(ctx context.Context, vbundle, out string) error {
 	if err := os.WriteFile(filepath.Join(tree, bundle.ManifestName), r.ManifestBytes(), 0o644); err != nil {
 		return err
 	}
-	e.confineFormats([]string{tree}, []string{staging})
-	f, name, err := e.Plugins().FormatFor(ctx, aceFormat)
+	f, name, err := e.Plugins().FormatFor(ctx, aceFormat, formatPolicy([]string{tree}, []string{staging}))
 	if err != nil {
 		return err
 	}

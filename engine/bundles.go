@@ -13,6 +13,7 @@ import (
 	"github.com/volt-cli/volt/engine/build"
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/plan"
+	"github.com/volt-cli/volt/engine/pluginhost"
 	"github.com/volt-cli/volt/engine/sign"
 	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/starlark"
@@ -132,7 +133,8 @@ func (e *Engine) CreateBundle(ctx context.Context, opts CreateOptions) (*CreateR
 		Tool:      "volt " + Version,
 		Progress:  opts.Progress,
 	}
-	e.attachPlugins(ctx, &bopts, opts.Print)
+	// A dry run packs nothing: its format plugins may only read the recipe.
+	e.attachPlugins(&bopts, opts.Print, formatPolicy([]string{p.Root}, nil))
 	res := &CreateResult{Plan: p}
 	if opts.DryRun {
 		l, err := build.DryRun(ctx, p, bopts)
@@ -162,6 +164,9 @@ func (e *Engine) CreateBundle(ctx context.Context, opts CreateOptions) (*CreateR
 	}
 	out := opts.Output
 	if out == "" {
+		if err := e.ensureRoot(); err != nil {
+			return nil, err
+		}
 		if err := os.MkdirAll(e.BundlesDir(), 0o755); err != nil {
 			return nil, err
 		}
@@ -182,7 +187,7 @@ func (e *Engine) CreateBundle(ctx context.Context, opts CreateOptions) (*CreateR
 		defer hold.Release()
 		defer os.RemoveAll(tmp)
 		bopts.Output = filepath.Join(tmp, "bundle.vbundle")
-		e.confineFormats([]string{p.Root}, []string{filepath.Dir(absPath(out))})
+		e.attachPlugins(&bopts, opts.Print, formatPolicy([]string{p.Root}, []string{filepath.Dir(absPath(out))}))
 		m, err := build.Build(ctx, p, bopts)
 		if err != nil {
 			return nil, err
@@ -199,7 +204,7 @@ func (e *Engine) CreateBundle(ctx context.Context, opts CreateOptions) (*CreateR
 		return nil, fmt.Errorf("unknown bundle format %q (want vbundle or ace)", opts.Format)
 	}
 	bopts.Output = out
-	e.confineFormats([]string{p.Root}, []string{filepath.Dir(absPath(out))})
+	e.attachPlugins(&bopts, opts.Print, formatPolicy([]string{p.Root}, []string{filepath.Dir(absPath(out))}))
 	m, err := build.Build(ctx, p, bopts)
 	if err != nil {
 		return nil, err
@@ -233,11 +238,15 @@ func fillImageDigests(p *plan.Plan, m *bundle.Manifest) {
 	}
 }
 
-// attachPlugins wires format and runtime plugins into a build. When a
-// needed plugin is missing, engine/build reports it with the recipe line.
-func (e *Engine) attachPlugins(ctx context.Context, opts *build.Options, log func(string)) {
-	opts.Packer = e.packer(ctx)
-	opts.Builder = e.builder(log)
+// attachPlugins wires format and runtime plugins into a build: format
+// plugins start under policy, runtime plugins (build steps) under
+// pluginhost.RuntimePolicy. When a needed plugin is missing, engine/build
+// reports it with the recipe line.
+func (e *Engine) attachPlugins(opts *build.Options, log func(string), policy pluginhost.Policy) {
+	h := e.Plugins()
+	packer := pluginPacker{host: h, policy: policy}
+	opts.Packer = packer
+	opts.Builder = &pluginBuilder{host: h, packer: packer, log: log, ran: map[*plan.BuildStep]string{}}
 }
 
 // BundleSummary is one row of InspectBundle and ListBundles.

@@ -16,6 +16,9 @@ import (
 // CAS opens the Stellarium store under the state root ($VOLT_ROOT/cas).
 func (e *Engine) CAS() (*cas.Store, error) {
 	if e.cas == nil {
+		if err := e.ensureRoot(); err != nil {
+			return nil, err
+		}
 		s, err := cas.Open(e.Path("cas"))
 		if err != nil {
 			return nil, err

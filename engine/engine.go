@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/volt-cli/volt/engine/cas"
 	"github.com/volt-cli/volt/engine/config"
 	"github.com/volt-cli/volt/engine/flock"
 	"github.com/volt-cli/volt/engine/pluginhost"
-	"github.com/volt-cli/volt/sdk"
 )
 
 // Version is Volt's version, set at build time with -ldflags "-X github.com/volt-cli/volt/engine.Version=…".
@@ -42,9 +42,11 @@ type Engine struct {
 
 	pluginDirs []string
 	plugins    *pluginhost.Host
-	sandbox    *sdk.SandboxPolicy
 	cas        *cas.Store
 	closers    []func()
+
+	rootOnce sync.Once
+	rootErr  error
 }
 
 // DefaultRoot returns $VOLT_ROOT, else /var/lib/volt as root, else $XDG_DATA_HOME/volt.
@@ -63,7 +65,9 @@ func DefaultRoot() string {
 	return filepath.Join(dir, "volt")
 }
 
-// New opens the engine. It creates nothing on disk until a command writes.
+// New opens the engine. It creates nothing on disk until a command writes;
+// an existing state root open to other users is made private at once (see
+// RootMode), with one warning.
 func New(opts Options) (*Engine, error) {
 	root := opts.Root
 	if root == "" {
@@ -87,7 +91,12 @@ func New(opts Options) (*Engine, error) {
 	}
 	dirs := append([]string(nil), opts.PluginDirs...)
 	dirs = append(dirs, cfg.List("plugins.dirs")...)
-	return &Engine{Root: root, Config: cfg, Logger: logger, pluginDirs: dirs}, nil
+	e := &Engine{Root: root, Config: cfg, Logger: logger, pluginDirs: dirs}
+	if _, err := os.Stat(root); err == nil {
+		// A failure is reported again by the first command that writes.
+		_ = e.ensureRoot()
+	}
+	return e, nil
 }
 
 // Close releases plugins and other resources. It is safe to call twice.
@@ -106,8 +115,12 @@ func (e *Engine) Path(elem ...string) string {
 // BundlesDir is the local bundle cache.
 func (e *Engine) BundlesDir() string { return e.Path("bundles") }
 
-// Lock serialises state-changing commands on the state root. onWait is
-// called once if another process holds the lock.
+// Lock serialises state-changing commands on the state root, which it
+// creates (or makes) private to its owner first. onWait is called once if
+// another process holds the lock.
 func (e *Engine) Lock(ctx context.Context, onWait func()) (*flock.Lock, error) {
+	if err := e.ensureRoot(); err != nil {
+		return nil, err
+	}
 	return flock.Acquire(ctx, e.Path("lock"), true, onWait)
 }

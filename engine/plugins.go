@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/volt-cli/volt/engine/build"
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/plan"
 	"github.com/volt-cli/volt/engine/pluginhost"
@@ -23,10 +22,9 @@ import (
 func (e *Engine) Plugins() *pluginhost.Host {
 	if e.plugins == nil {
 		e.plugins = pluginhost.New(pluginhost.Options{
-			Dirs:    e.pluginDirs,
-			Root:    e.Root,
-			Logger:  e.Logger,
-			Sandbox: e.sandbox,
+			Dirs:   e.pluginDirs,
+			Root:   e.Root,
+			Logger: e.Logger,
 		})
 		stop := e.plugins.CloseOnSignal()
 		h := e.plugins
@@ -35,24 +33,22 @@ func (e *Engine) Plugins() *pluginhost.Host {
 	return e.plugins
 }
 
-// confineFormats sets the Landlock policy format plugins run under for the
-// rest of this invocation: read-only access to read, read-write to write
-// (plus the system directories the SDK always allows). It must be called
-// before the first plugin starts; later calls do nothing.
-func (e *Engine) confineFormats(read, write []string) {
-	if e.plugins == nil && e.sandbox == nil {
-		e.sandbox = &sdk.SandboxPolicy{Read: read, Write: write}
-	}
+// formatPolicy is the Landlock policy of the format plugins one job starts:
+// read-only access to read, read-write to write (plus the system
+// directories the SDK always allows). Every job that starts a format plugin
+// passes its own; see pluginhost.Policy.
+func formatPolicy(read, write []string) pluginhost.Policy {
+	return pluginhost.Confined(sdk.SandboxPolicy{Read: read, Write: write})
 }
 
-// pluginPacker packs directory images with a format plugin.
-type pluginPacker struct{ host *pluginhost.Host }
-
-// packer returns a build.Packer backed by format plugins.
-func (e *Engine) packer(ctx context.Context) build.Packer { return pluginPacker{e.Plugins()} }
+// pluginPacker packs directory images with a format plugin started under policy.
+type pluginPacker struct {
+	host   *pluginhost.Host
+	policy pluginhost.Policy
+}
 
 func (p pluginPacker) Pack(ctx context.Context, dir, format, platform, staging string, mtime time.Time) (string, error) {
-	f, name, err := p.host.FormatFor(ctx, format)
+	f, name, err := p.host.FormatFor(ctx, format, p.policy)
 	if err != nil {
 		return "", err
 	}
@@ -80,19 +76,14 @@ func (p pluginPacker) Pack(ctx context.Context, dir, format, platform, staging s
 
 // pluginBuilder runs recipe build() steps: it makes a scratch copy of the
 // base rootfs, runs each command through the step's runtime plugin (network
-// off), and packs the resulting tree with the format-oci plugin. A step
-// declared once for several platforms runs once; its tree is packed per
-// platform.
+// off, pluginhost.RuntimePolicy), and packs the resulting tree with the
+// format-oci plugin (under the packer's policy). A step declared once for
+// several platforms runs once; its tree is packed per platform.
 type pluginBuilder struct {
 	host   *pluginhost.Host
 	packer pluginPacker
 	log    func(string)
 	ran    map[*plan.BuildStep]string // step -> scratch rootfs
-}
-
-func (e *Engine) builder(log func(string)) *pluginBuilder {
-	h := e.Plugins()
-	return &pluginBuilder{host: h, packer: pluginPacker{h}, log: log, ran: map[*plan.BuildStep]string{}}
 }
 
 func (b *pluginBuilder) Build(ctx context.Context, step *plan.BuildStep, root, platform, staging string, mtime time.Time) (string, error) {
@@ -135,7 +126,7 @@ func (b *pluginBuilder) run(ctx context.Context, step *plan.BuildStep, root, sta
 		if err != nil {
 			return "", fmt.Errorf("build base %s: %w", step.Base.Path, err)
 		}
-		f, name, err := b.host.FormatFor(ctx, format)
+		f, name, err := b.host.FormatFor(ctx, format, b.packer.policy)
 		if err != nil {
 			return "", err
 		}
@@ -153,7 +144,7 @@ func (b *pluginBuilder) run(ctx context.Context, step *plan.BuildStep, root, sta
 	if !strings.HasPrefix(rtName, "runtime-") {
 		rtName = "runtime-" + rtName
 	}
-	rt, err := b.host.Runtime(ctx, rtName)
+	rt, err := b.host.Runtime(ctx, rtName, pluginhost.RuntimePolicy)
 	if err != nil {
 		return "", err
 	}

@@ -14,14 +14,22 @@ import (
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/deploy"
 	"github.com/volt-cli/volt/engine/flock"
+	"github.com/volt-cli/volt/engine/pluginhost"
 	"github.com/volt-cli/volt/engine/registry"
 	"github.com/volt-cli/volt/engine/sign"
 	"github.com/volt-cli/volt/sdk"
 )
 
-// Deployer returns the deployer for this state root.
+// Deployer returns the deployer for this state root. Its runtime plugins
+// run under pluginhost.RuntimePolicy; format plugins, which only imports
+// start, may touch no files (see deployerFor).
 func (e *Engine) Deployer(notify func(string)) *deploy.Deployer {
-	return &deploy.Deployer{Root: e.Root, Plugins: e.Plugins(), Logger: e.Logger, Notify: notify, CAS: casResolver{e}}
+	return e.deployerFor(notify, sdk.SandboxPolicy{})
+}
+
+// deployerFor returns a deployer whose format plugins run under format.
+func (e *Engine) deployerFor(notify func(string), format sdk.SandboxPolicy) *deploy.Deployer {
+	return &deploy.Deployer{Root: e.Root, Plugins: e.Plugins().Scope(format), Logger: e.Logger, Notify: notify, CAS: casResolver{e}}
 }
 
 // ImportOptions are the inputs of Import.
@@ -60,15 +68,11 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 		defer cleanup()
 		opts.Bundle = path
 	}
-	e.confineFormats([]string{absPath(opts.Bundle)}, []string{e.Root})
 	if IsACE(opts.Bundle) {
 		// An ACE bundle has no hashes or signature: convert it (the host
 		// computes the hashes), then deploy the result like any bundle.
 		if opts.Verify || e.Config.Bool("bundle.require_signature") {
 			return nil, fmt.Errorf("%w: %s is an ACE bundle, which cannot be signed", ErrVerifyFailed, opts.Bundle)
-		}
-		if err := os.MkdirAll(e.Root, 0o755); err != nil {
-			return nil, err
 		}
 		deploy.RemoveStale(e.Root, ".ace-*") // left by a killed import; we hold the lock
 		tmp, err := os.MkdirTemp(e.Root, ".ace-*")
@@ -94,7 +98,9 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 			opts.Signer = c.Detail
 		}
 	}
-	st, err := e.Deployer(opts.Notify).Import(ctx, opts.ImportOptions)
+	// Format plugins read the bundle's images (extracted under the root) and
+	// write the workloads' roots and volumes.
+	st, err := e.deployerFor(opts.Notify, sdk.SandboxPolicy{Read: []string{absPath(opts.Bundle)}, Write: []string{e.Root}}).Import(ctx, opts.ImportOptions)
 	if err == nil && opts.Checks != nil {
 		opts.Checks(append(rep.Checks, Check{Name: "tar", OK: true,
 			Detail: "images unpacked by their format plugin inside each rootfs: no path outside it, no device nodes"}))
@@ -205,13 +211,12 @@ func (e *Engine) Export(ctx context.Context, opts ExportOptions) (*bundle.Manife
 	if err != nil {
 		return nil, err
 	}
-	e.confineFormats([]string{e.Root}, []string{filepath.Dir(absPath(opts.Output))})
 	p, err := e.Deployer(nil).ExportPlan(st, opts.IncludeVolumes)
 	if err != nil {
 		return nil, err
 	}
 	bopts := build.Options{Output: opts.Output, Tool: "volt " + Version, Progress: opts.Progress, Created: time.Now()}
-	e.attachPlugins(ctx, &bopts, nil)
+	e.attachPlugins(&bopts, nil, formatPolicy([]string{e.Root}, []string{filepath.Dir(absPath(opts.Output))}))
 	if opts.SignKey != "" {
 		signer, err := sign.LoadSigner(opts.SignKey, opts.Passphrase)
 		if err != nil {
@@ -233,7 +238,7 @@ func (e *Engine) ConsolePath(ctx context.Context, ref string) (string, error) {
 	if w.Handle == nil {
 		return "", fmt.Errorf("%s has never been started", ref)
 	}
-	rt, err := e.Plugins().Runtime(ctx, w.Runtime)
+	rt, err := e.Plugins().Runtime(ctx, w.Runtime, pluginhost.RuntimePolicy)
 	if err != nil {
 		return "", err
 	}

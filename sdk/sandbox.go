@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
+	llsyscall "github.com/landlock-lsm/go-landlock/landlock/syscall"
 )
 
 // SandboxEnv names the environment variable through which the host asks a
@@ -55,7 +56,15 @@ func applySandboxFromEnv() error {
 	if err := os.Setenv("PLUGIN_UNIX_SOCKET_DIR", sock); err != nil {
 		return err
 	}
-	return ApplySandbox(p, sock)
+	if err := ApplySandbox(p, sock); err != nil {
+		return err
+	}
+	// One debug record (hclog JSON, which the host logs as such) says what
+	// is in force, so that `volt --debug` and tests can see it arrived.
+	abi, _ := llsyscall.LandlockGetABIVersion()
+	rec, _ := json.Marshal(map[string]any{"@level": "debug", "@message": "sandbox applied", "landlock_abi": abi, "read": p.Read, "write": p.Write})
+	fmt.Fprintf(os.Stderr, "%s\n", rec)
+	return nil
 }
 
 // ApplySandbox restricts the calling process (all its threads, and every

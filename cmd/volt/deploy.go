@@ -355,6 +355,11 @@ func stackCommand() *command {
 						for _, err := range errs {
 							fmt.Fprintf(a.stderr, "volt: %v\n", err)
 						}
+						for _, s := range stacks {
+							if s.Problem != "" {
+								fmt.Fprintf(a.stderr, "volt: %s\n", s.Problem)
+							}
+						}
 						if a.json() {
 							if stacks == nil {
 								stacks = []*deploy.Stack{}
@@ -371,14 +376,17 @@ func stackCommand() *command {
 				},
 			},
 			{
-				name: "destroy", summary: "Stop and remove a stack, its workloads and (unless --keep-volumes) its volumes", usage: "NAME [--run-hooks] [--keep-volumes]",
-				examples: "volt stack destroy hello\nvolt stack destroy shop --run-hooks",
+				name: "destroy", summary: "Stop and remove a stack, its workloads and (unless --keep-volumes) its volumes", usage: "NAME [--run-hooks] [--keep-volumes] [--force]",
+				long: `A stack whose state (stack.json) is corrupt or lost is refused unless --force: then the
+workloads recorded for it are stopped through their runtimes and removed, without hooks.`,
+				examples: "volt stack destroy hello\nvolt stack destroy shop --run-hooks\nvolt stack destroy --force broken",
 				args:     exactArgs(1, "NAME"),
 				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 					hooks := fs.Bool("run-hooks", false, "run the stack's pre-destroy and post-destroy hooks")
 					keep := fs.Bool("keep-volumes", false, "keep the stack's named volumes")
+					force := fs.Bool("force", false, "remove a stack whose state is corrupt, through its workloads' records")
 					return func(ctx context.Context, a *app, args []string) error {
-						err := a.eng.DestroyStack(ctx, args[0], deploy.DestroyOptions{RunHooks: *hooks, KeepVolumes: *keep}, func(s string) { a.infof("%s", s) })
+						err := a.eng.DestroyStack(ctx, args[0], deploy.DestroyOptions{RunHooks: *hooks, KeepVolumes: *keep, Force: *force}, func(s string) { a.infof("%s", s) })
 						if errors.Is(err, deploy.ErrNoStack) {
 							return &cliError{code: exitNotFound, err: err, hint: "see: volt stack list"}
 						}

@@ -32,6 +32,8 @@ func humanSize(n int64) string { return engine.FormatSize(n) }
 func humanAge(t time.Time, now time.Time) string {
 	d := now.Sub(t)
 	switch {
+	case t.IsZero():
+		return "-" // never happened (an interrupted import was never deployed)
 	case d < 0:
 		return t.UTC().Format(time.RFC3339)
 	case d < time.Minute:

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -84,6 +85,9 @@ type Layout struct {
 	// compose.yaml entry without Data: marshaling is most of a dry run's
 	// cost for thousands of services (constellation.Marshal(Compose) gives it).
 	Compose *constellation.File
+	// Stored are the image files put in the CAS instead of embedded: inputs
+	// like the entries' files (they count for the bundle's created time).
+	Stored []string
 }
 
 // stagingPrefix starts the name of a build's staging directory, made
@@ -106,7 +110,7 @@ func Build(ctx context.Context, p *plan.Plan, opts Options) (*bundle.Manifest, e
 	if err != nil {
 		return nil, err
 	}
-	created, err := createdTime(p, l.Entries, staging, opts)
+	created, err := createdTime(p, l, staging, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +282,7 @@ func layout(ctx context.Context, p *plan.Plan, opts Options, staging string, exe
 	}
 	b.add(bundle.Entry{Name: "compose.yaml", Data: compose, Compress: true})
 	sort.Slice(b.entries, func(i, j int) bool { return b.entries[i].Name < b.entries[j].Name })
-	return &Layout{Manifest: m, Entries: b.entries, Compose: topo}, nil
+	return &Layout{Manifest: m, Entries: b.entries, Compose: topo, Stored: b.stored}, nil
 }
 
 // bundleTopology copies the Constellation so image references can be
@@ -373,6 +377,7 @@ type builder struct {
 	staging string
 	execute bool
 	entries []bundle.Entry
+	stored  []string // image files put in the CAS
 	// packed caches staged files by source so one directory packed for two
 	// platforms is packed once per platform only.
 	packed map[string]string
@@ -494,6 +499,7 @@ func (b *builder) image(s *plan.Service, src *plan.ImageSource, pl bundle.Platfo
 		if err != nil {
 			return nil, fmt.Errorf("build: store image of %s (%s) in the CAS: %w", s.Name, pl, err)
 		}
+		b.stored = append(b.stored, file)
 		return &bundle.Image{Format: format, Size: size, Digest: dg, CASRef: ref}, nil
 	}
 	name := path.Join("images", s.Name, pl.FileString()+ext)
@@ -583,7 +589,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // and input files (whole seconds, UTC; files made in staging are not
 // inputs), so that unchanged inputs give
 // byte-identical bundles.
-func createdTime(p *plan.Plan, entries []bundle.Entry, staging string, opts Options) (time.Time, error) {
+func createdTime(p *plan.Plan, l *Layout, staging string, opts Options) (time.Time, error) {
 	if !opts.Created.IsZero() {
 		return opts.Created.UTC().Truncate(time.Second), nil
 	}
@@ -605,9 +611,13 @@ func createdTime(p *plan.Plan, entries []bundle.Entry, staging string, opts Opti
 			consider(filepath.Join(p.Root, filepath.FromSlash(strings.TrimPrefix(src, "//"))))
 		}
 	}
-	for _, e := range entries {
-		if e.Path != "" && !strings.HasPrefix(e.Path, staging+string(filepath.Separator)) {
-			consider(e.Path)
+	inputs := slices.Clone(l.Stored)
+	for _, e := range l.Entries {
+		inputs = append(inputs, e.Path)
+	}
+	for _, file := range inputs {
+		if file != "" && !strings.HasPrefix(file, staging+string(filepath.Separator)) {
+			consider(file)
 		}
 	}
 	if newest.IsZero() {

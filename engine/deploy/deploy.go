@@ -148,8 +148,14 @@ func (d *Deployer) Import(ctx context.Context, opts ImportOptions) (*Stack, erro
 		return nil, err
 	case old.Phase == PhaseDeploying:
 		// An import was interrupted (we hold the state lock, so none is running):
-		// tear down what it recorded, then deploy afresh.
-		d.notify("stack %s: cleaning up an interrupted import", name)
+		// tear down what it recorded, then deploy afresh. Every root is
+		// rebuilt from this bundle, so whatever the interrupted import had
+		// swapped in, the result is what stack.json will say.
+		if old.Replacing != nil {
+			d.notify("stack %s: cleaning up an interrupted import (it was replacing %s v%s with %s v%s)", name, old.Bundle.Name, old.Bundle.Version, old.Replacing.Name, old.Replacing.Version)
+		} else {
+			d.notify("stack %s: cleaning up an interrupted import", name)
+		}
 		d.teardown(ctx, old)
 		old = nil
 	case old.Bundle.Digest == ref.Digest && !opts.Force:
@@ -174,7 +180,7 @@ func (d *Deployer) Import(ctx context.Context, opts ImportOptions) (*Stack, erro
 	RemoveStale(d.Root, ".import-*")
 	stage, err := os.MkdirTemp(filepath.Join(d.Root), ".import-*")
 	if err != nil {
-		if err := os.MkdirAll(d.Root, 0o755); err != nil {
+		if err := os.MkdirAll(d.Root, stateDirMode); err != nil {
 			return nil, err
 		}
 		if stage, err = os.MkdirTemp(d.Root, ".import-*"); err != nil {
@@ -211,12 +217,22 @@ func (d *Deployer) Import(ctx context.Context, opts ImportOptions) (*Stack, erro
 		}
 	}
 
-	// Replace the old deployment: stop it, keep its roots aside for rollback.
+	// Replace the old deployment: record the intent (the old stack, as
+	// "deploying" to the new bundle) so that a kill from here on leaves
+	// state that says the stack is half-replaced; then stop it and keep
+	// its roots aside for rollback.
 	if old != nil {
 		d.notify("stack %s: replacing %s v%s", name, old.Bundle.Name, old.Bundle.Version)
+		intent := *old
+		intent.Phase, intent.Replacing = PhaseDeploying, &ref
+		if err := intent.Save(d.Root); err != nil {
+			discardStaged(work)
+			return nil, err
+		}
 		d.stopAll(ctx, old)
 	}
 	swapped, err := swapRoots(work)
+	testPause("swapped", d.notify)
 	if err != nil {
 		d.rollback(ctx, old, swapped, nil)
 		return nil, err
@@ -666,8 +682,10 @@ func (d *Deployer) rollback(ctx context.Context, old *Stack, sw []swapped, start
 			os.Rename(s.old, s.root)
 		} else {
 			// A workload new in this import: its (torn down, so empty)
-			// state dir and its dir go too. Remove keeps anything not empty.
+			// state dir, its record and its dir go too. Remove keeps
+			// anything not empty.
 			os.Remove(s.state)
+			os.Remove(filepath.Join(filepath.Dir(s.root), recordName))
 			os.Remove(filepath.Dir(s.root))
 		}
 	}
@@ -692,6 +710,22 @@ func (d *Deployer) removeUnused(old, cur *Stack) {
 		if _, ok := cur.Workload(w.Service); ok {
 			continue
 		}
-		os.RemoveAll(filepath.Dir(w.Spec.Root))
+		if err := removeUnder(d.Root, filepath.Dir(w.Spec.Root)); err != nil {
+			d.Logger.Warn("remove unused workload", "workload", w.Name, "err", err)
+		}
 	}
+}
+
+// testPauseEnv names the point at which Import pauses (for up to a minute)
+// so that fault tests can kill it there; unset in normal use.
+const testPauseEnv = "VOLT_TEST_PAUSE"
+
+// testPause blocks for up to a minute when $VOLT_TEST_PAUSE names point,
+// after saying so through notify.
+func testPause(point string, notify func(string, ...any)) {
+	if os.Getenv(testPauseEnv) != point {
+		return
+	}
+	notify("test: paused at %s", point)
+	time.Sleep(time.Minute)
 }

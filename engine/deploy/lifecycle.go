@@ -37,7 +37,7 @@ func (d *Deployer) startOne(ctx context.Context, w *Workload) error {
 	if err != nil {
 		return fmt.Errorf("start %s: %w", w.Service, err)
 	}
-	if err := os.MkdirAll(w.Spec.StateDir, 0o755); err != nil {
+	if err := os.MkdirAll(w.Spec.StateDir, stateDirMode); err != nil {
 		return err
 	}
 	d.notify("%s: starting %s (%s)", w.Service, w.Type, w.Runtime)
@@ -170,8 +170,13 @@ type WorkloadStatus struct {
 }
 
 // Status asks each workload's runtime for its state. A workload of an
-// interrupted import is reported "interrupted", never running.
+// interrupted import is reported "interrupted", never running; the
+// workloads of a corrupt stack are found from their records (what still
+// runs is shown as running, with a reason that says how to remove it).
 func (d *Deployer) Status(ctx context.Context, st *Stack) []WorkloadStatus {
+	if st.Phase == PhaseCorrupt {
+		return d.recordStatus(ctx, st)
+	}
 	out := make([]WorkloadStatus, 0, len(st.Workloads))
 	for i := range st.Workloads {
 		out = append(out, d.StatusOf(ctx, st, &st.Workloads[i]))
@@ -181,6 +186,9 @@ func (d *Deployer) Status(ctx context.Context, st *Stack) []WorkloadStatus {
 
 // StatusOf asks one workload's runtime for its state (see Status).
 func (d *Deployer) StatusOf(ctx context.Context, st *Stack, w *Workload) WorkloadStatus {
+	if st.Phase == PhaseCorrupt {
+		return WorkloadStatus{Stack: st.Name, Service: w.Service, Name: w.Name, Type: w.Type, Status: sdk.StatusUnknown, Reason: corruptReason(st.Name)}
+	}
 	row := WorkloadStatus{Stack: st.Name, Service: w.Service, Name: w.Name, Type: w.Type, Status: w.Status}
 	if st.Phase == PhaseDeploying {
 		row.Status, row.Reason = "interrupted", "the import did not finish; run the import again"
@@ -316,13 +324,24 @@ type DestroyOptions struct {
 	RunHooks bool
 	// KeepVolumes leaves named volumes in place.
 	KeepVolumes bool
+	// Force removes a stack whose state is corrupt or lost, through the
+	// records its workloads keep (see destroyRecorded).
+	Force bool
 }
 
 // Destroy stops and removes a stack: its workloads, roots, state and (unless
-// KeepVolumes) its named volumes.
+// KeepVolumes) its named volumes. A stack whose state is corrupt is refused
+// unless opts.Force. Nothing outside the state root is ever removed.
 func (d *Deployer) Destroy(ctx context.Context, name string, opts DestroyOptions) error {
 	st, err := LoadStack(d.Root, name)
-	if err != nil {
+	switch {
+	case opts.Force && errors.Is(err, ErrCorrupt):
+		return d.destroyRecorded(ctx, name, opts, err)
+	case opts.Force && errors.Is(err, ErrNoStack) && validStackName(name) == nil && len(records(d.Root, name)) > 0:
+		return d.destroyRecorded(ctx, name, opts, fmt.Errorf("no stack.json"))
+	case errors.Is(err, ErrCorrupt):
+		return fmt.Errorf("%w (volt stack destroy --force %s stops and removes what is recorded for it)", err, name)
+	case err != nil:
 		return err
 	}
 	dir := stackDir(d.Root, name)
@@ -336,7 +355,7 @@ func (d *Deployer) Destroy(ctx context.Context, name string, opts DestroyOptions
 	}
 	d.teardown(ctx, st)
 	for _, w := range st.Workloads {
-		if err := os.RemoveAll(filepath.Dir(w.Spec.Root)); err != nil {
+		if err := removeUnder(d.Root, filepath.Dir(w.Spec.Root)); err != nil {
 			return fmt.Errorf("remove %s: %w", w.Name, err)
 		}
 	}
@@ -385,7 +404,7 @@ func (d *Deployer) Remove(ctx context.Context, ref string) error {
 			}
 		}
 	}
-	if err := os.RemoveAll(filepath.Dir(w.Spec.Root)); err != nil {
+	if err := removeUnder(d.Root, filepath.Dir(w.Spec.Root)); err != nil {
 		return fmt.Errorf("remove %s: %w", ref, err)
 	}
 	kept := st.Workloads[:0]

@@ -32,12 +32,18 @@ type Stack struct {
 	Name         string     `json:"name"`
 	Phase        string     `json:"phase"`
 	Bundle       BundleRef  `json:"bundle"`
-	DeployedAt   time.Time  `json:"deployedAt"`
-	Workloads    []Workload `json:"workloads"` // in start order
+	DeployedAt   time.Time  `json:"deployedAt,omitzero"` // zero until the import finishes
+	Workloads    []Workload `json:"workloads"`           // in start order
 	// Hooks maps hook kinds to scripts kept in the stack dir (for destroy).
 	Hooks map[string]string `json:"hooks,omitempty"`
 	// Vars are the --set values the stack was deployed with.
 	Vars map[string]string `json:"vars,omitempty"`
+	// Replacing is the bundle an import --force was replacing this stack's
+	// with when it stopped the running workloads (Phase PhaseDeploying
+	// only): the intent, recorded before anything is touched.
+	Replacing *BundleRef `json:"replacing,omitempty"`
+	// Problem says why the state is unusable (Phase PhaseCorrupt only; never saved).
+	Problem string `json:"problem,omitempty"`
 }
 
 // BundleRef names the bundle a stack was deployed from.
@@ -93,40 +99,60 @@ func stackFile(root, name string) string { return filepath.Join(stackDir(root, n
 // ErrNoStack is returned when a stack is not deployed.
 var ErrNoStack = errors.New("no such stack")
 
-// LoadStack reads a deployed stack's state.
+// LoadStack reads a deployed stack's state. State that cannot be read,
+// parsed, or that names paths Volt would not have written for this stack
+// (Stack.check) is an error wrapping ErrCorrupt: nothing is done with it.
 func LoadStack(root, name string) (*Stack, error) {
+	if err := validStackName(name); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoStack, err)
+	}
 	data, err := os.ReadFile(stackFile(root, name))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("stack %q: %w", name, ErrNoStack)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read stack %q: %w", name, err)
+		return nil, fmt.Errorf("stack %q: %w: read stack.json: %v", name, ErrCorrupt, err)
 	}
 	var s Stack
 	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("stack %q: corrupt stack.json: %w", name, err)
+		return nil, fmt.Errorf("stack %q: %w: stack.json: %v", name, ErrCorrupt, err)
 	}
 	if s.StateVersion != StateVersion {
-		return nil, fmt.Errorf("stack %q: stack.json version %d, this volt reads %d", name, s.StateVersion, StateVersion)
+		return nil, fmt.Errorf("stack %q: %w: stack.json version %d, this volt reads %d", name, ErrCorrupt, s.StateVersion, StateVersion)
 	}
+	if err := s.check(root, name); err != nil {
+		return nil, fmt.Errorf("stack %q: %w: stack.json %v", name, ErrCorrupt, err)
+	}
+	s.Problem = ""
 	return &s, nil
 }
 
-// Save writes the stack's state atomically.
+// Save writes the stack's state atomically, readable by its owner only
+// (it holds --set values), and records each started workload beside its
+// root (see record).
 func (s *Stack) Save(root string) error {
 	s.StateVersion = StateVersion
-	if err := os.MkdirAll(stackDir(root, s.Name), 0o755); err != nil {
+	if err := os.MkdirAll(stackDir(root, s.Name), stateDirMode); err != nil {
 		return fmt.Errorf("save stack %q: %w", s.Name, err)
 	}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(stackFile(root, s.Name), append(data, '\n'), 0o644)
+	if err := atomicfile.WriteFile(stackFile(root, s.Name), append(data, '\n'), stateFileMode); err != nil {
+		return err
+	}
+	for i := range s.Workloads {
+		if err := saveRecord(root, s.Name, &s.Workloads[i]); err != nil {
+			return fmt.Errorf("save stack %q: %w", s.Name, err)
+		}
+	}
+	return nil
 }
 
-// ListStacks returns every deployed stack, sorted by name. Unreadable
-// stacks are returned as errors beside the readable ones.
+// ListStacks returns every deployed stack, sorted by name. A stack whose
+// state is corrupt is listed with Phase PhaseCorrupt and Problem set;
+// other failures are returned as errors.
 func ListStacks(root string) ([]*Stack, []error) {
 	ents, err := os.ReadDir(filepath.Join(root, "stacks"))
 	if err != nil {
@@ -142,10 +168,13 @@ func ListStacks(root string) ([]*Stack, []error) {
 			continue
 		}
 		s, err := LoadStack(root, e.Name())
-		if err != nil {
-			if !errors.Is(err, ErrNoStack) {
-				errs = append(errs, err)
-			}
+		switch {
+		case errors.Is(err, ErrCorrupt):
+			s = &Stack{Name: e.Name(), Phase: PhaseCorrupt, Problem: err.Error()}
+		case errors.Is(err, ErrNoStack):
+			continue
+		case err != nil:
+			errs = append(errs, err)
 			continue
 		}
 		out = append(out, s)

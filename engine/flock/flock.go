@@ -14,7 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrTimeout is returned when the lock could not be taken before ctx ended.
+// ErrTimeout is returned when the lock could not be taken before ctx's
+// deadline. When ctx is cancelled instead, the error wraps context.Canceled.
 var ErrTimeout = errors.New("timed out waiting for lock")
 
 // Lock is a held lock.
@@ -24,10 +25,10 @@ type Lock struct{ f *os.File }
 // its directory if needed. It polls until ctx ends; onWait, if not nil, is
 // called once when the lock is busy so the caller can tell the user it waits.
 func Acquire(ctx context.Context, path string, exclusive bool, onWait func()) (*Lock, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -52,6 +53,10 @@ func Acquire(ctx context.Context, path string, exclusive bool, onWait func()) (*
 		select {
 		case <-ctx.Done():
 			f.Close()
+			if errors.Is(ctx.Err(), context.Canceled) {
+				// Interrupted (Ctrl-C), not timed out: callers see context.Canceled.
+				return nil, fmt.Errorf("lock %s: waiting for another volt process: %w", path, ctx.Err())
+			}
 			return nil, fmt.Errorf("lock %s: %w (another volt process holds it)", path, ErrTimeout)
 		case <-time.After(50 * time.Millisecond):
 		}

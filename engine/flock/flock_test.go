@@ -48,3 +48,24 @@ func TestShared(t *testing.T) {
 	}
 	b.Release()
 }
+
+// TestCancelIsNotTimeout: a wait ended by cancellation (Ctrl-C) reports
+// context.Canceled, a wait ended by the deadline ErrTimeout.
+func TestCancelIsNotTimeout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	l, err := Acquire(context.Background(), path, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err = Acquire(ctx, path, true, cancel)
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) {
+		t.Errorf("cancelled wait: err = %v, want context.Canceled and not ErrTimeout", err)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer dcancel()
+	if _, err = Acquire(dctx, path, true, nil); !errors.Is(err, ErrTimeout) {
+		t.Errorf("wait past the deadline: err = %v, want ErrTimeout", err)
+	}
+}

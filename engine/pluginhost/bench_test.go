@@ -48,7 +48,7 @@ func BenchmarkStartHandshakeInfo(b *testing.B) {
 	for b.Loop() {
 		h := New(Options{Dirs: []string{dir}, IgnoreEnv: true, ExecutableDir: "-"})
 		t0 := time.Now()
-		rt, err := h.Runtime(ctx, "runtime-exec")
+		rt, err := h.Runtime(ctx, "runtime-exec", RuntimePolicy)
 		if err == nil {
 			_, err = rt.Info(ctx)
 		}
@@ -73,7 +73,7 @@ func BenchmarkNoopCall(b *testing.B) {
 	h := New(Options{Dirs: []string{dir}, IgnoreEnv: true, ExecutableDir: "-"})
 	defer h.Close()
 	ctx := context.Background()
-	rt, err := h.Runtime(ctx, "runtime-exec")
+	rt, err := h.Runtime(ctx, "runtime-exec", RuntimePolicy)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -63,9 +63,6 @@ type Options struct {
 	// ExecutableDir overrides the directory of the running executable in the
 	// search path; "-" leaves it out.
 	ExecutableDir string
-	// Sandbox, when set, is passed to every plugin in sdk.SandboxEnv; format
-	// plugins built with the sdk restrict themselves to it with Landlock.
-	Sandbox *sdk.SandboxPolicy
 }
 
 // Host starts and supervises plugins. Its methods are safe for concurrent use.
@@ -73,9 +70,12 @@ type Host struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	closed  bool
+	mu     sync.Mutex
+	closed bool
+	// plugins maps name and policy (procKey) to the running process.
 	plugins map[string]*proc
+	// starts counts processes started, to tell the newest apart (PID).
+	starts int
 	// closing is set when Close starts, before any plugin is killed, so
 	// calls that break because of it report a cancellation, not a crash.
 	closing atomic.Bool
@@ -93,7 +93,12 @@ type proc struct {
 	api     int
 	runtime sdk.Runtime
 	format  sdk.Format
+	policy  Policy
+	seq     int
 }
+
+// procKey is the key of a plugin process in Host.plugins.
+func procKey(name, policy string) string { return name + "\x00" + policy }
 
 // New returns a Host. It starts nothing: plugins start on first use.
 func New(opts Options) *Host {
@@ -107,12 +112,13 @@ func New(opts Options) *Host {
 	return &Host{opts: opts, log: log, plugins: map[string]*proc{}}
 }
 
-// Runtime returns the runtime plugin name, starting it if needed (bounded by
-// Options.StartTimeout). The value stays bound to that plugin process: if the
-// process dies, its calls fail with ErrPluginExited and the next Runtime call
-// starts a new process.
-func (h *Host) Runtime(ctx context.Context, name string) (sdk.Runtime, error) {
-	p, err := h.get(ctx, name)
+// Runtime returns the runtime plugin name running under pol, starting it if
+// needed (bounded by Options.StartTimeout). The value stays bound to that
+// plugin process: if the process dies, its calls fail with ErrPluginExited
+// and the next Runtime call starts a new process. Without a policy it fails
+// with ErrNoPolicy and starts nothing.
+func (h *Host) Runtime(ctx context.Context, name string, pol Policy) (sdk.Runtime, error) {
+	p, err := h.get(ctx, name, pol)
 	if err != nil {
 		return nil, err
 	}
@@ -122,10 +128,11 @@ func (h *Host) Runtime(ctx context.Context, name string) (sdk.Runtime, error) {
 	return p.runtime, nil
 }
 
-// Format returns the format plugin name, starting it if needed; see Runtime
-// for what happens when the process dies.
-func (h *Host) Format(ctx context.Context, name string) (sdk.Format, error) {
-	p, err := h.get(ctx, name)
+// Format returns the format plugin name running under pol, starting it if
+// needed; see Runtime for what happens when the process dies. A format
+// plugin is only started under a Landlock policy (ErrNoPolicy otherwise).
+func (h *Host) Format(ctx context.Context, name string, pol Policy) (sdk.Format, error) {
+	p, err := h.get(ctx, name, pol)
 	if err != nil {
 		return nil, err
 	}
@@ -136,11 +143,18 @@ func (h *Host) Format(ctx context.Context, name string) (sdk.Format, error) {
 }
 
 // FormatFor returns the first format plugin (by name) whose Describe lists
-// format, and its name. Plugins that fail to start are skipped (and logged);
-// when none handles format the error wraps ErrPluginNotFound.
-func (h *Host) FormatFor(ctx context.Context, format string) (sdk.Format, string, error) {
+// format, and its name, running under pol (a Landlock policy). Plugins that
+// fail to start are skipped (and logged); when none handles format the error
+// wraps ErrPluginNotFound.
+func (h *Host) FormatFor(ctx context.Context, format string, pol Policy) (sdk.Format, string, error) {
+	if err := pol.valid(); err != nil {
+		return nil, "", fmt.Errorf("format %q: %w: %v", format, ErrNoPolicy, err)
+	}
+	if pol.Sandbox == nil {
+		return nil, "", fmt.Errorf("format %q: %w: format plugins run only under Landlock", format, ErrNoPolicy)
+	}
 	for _, f := range h.discover() {
-		p, err := h.get(ctx, f.name)
+		p, err := h.get(ctx, f.name, pol)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, "", ctx.Err()
@@ -163,37 +177,44 @@ func (h *Host) FormatFor(ctx context.Context, format string) (sdk.Format, string
 	return nil, "", fmt.Errorf("no format plugin handles %q: %w", format, ErrPluginNotFound)
 }
 
-// get returns the running plugin name, starting it on first use (or after it
-// died). Concurrent callers share one start.
-func (h *Host) get(ctx context.Context, name string) (*proc, error) {
+// get returns the plugin name running under pol, starting it on first use
+// (or after it died). Concurrent callers share one start.
+func (h *Host) get(ctx context.Context, name string, pol Policy) (*proc, error) {
+	pk, err := pol.key()
+	if err != nil {
+		return nil, &PluginError{Plugin: name, Op: "start", Kind: ErrNoPolicy, Detail: err.Error(), Err: err}
+	}
+	key := procKey(name, pk)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, fmt.Errorf("plugin %q: %w", name, ErrClosed)
 	}
-	if p := h.plugins[name]; p != nil {
+	if p := h.plugins[key]; p != nil {
 		if !p.client.Exited() {
 			return p, nil
 		}
-		delete(h.plugins, name)
+		delete(h.plugins, key)
 	}
 	f, err := h.lookup(name)
 	if err != nil {
 		return nil, err
 	}
-	p, err := h.start(ctx, f)
+	p, err := h.start(ctx, f, pol)
 	if err != nil {
 		return nil, err
 	}
-	h.plugins[name] = p
+	h.starts++
+	p.seq = h.starts
+	h.plugins[key] = p
 	return p, nil
 }
 
 // start launches one plugin, checks it against the lock when installed,
 // completes the handshake and negotiates the API version. On any error the
 // process is gone when start returns.
-func (h *Host) start(ctx context.Context, f found) (*proc, error) {
-	p := &proc{host: h, name: f.name, path: f.path, stderr: &tailRing{}}
+func (h *Host) start(ctx context.Context, f found, pol Policy) (*proc, error) {
+	p := &proc{host: h, name: f.name, path: f.path, stderr: &tailRing{}, policy: pol}
 	fail := func(kind error, detail string, err error) (*proc, error) {
 		if p.client != nil {
 			p.client.Kill()
@@ -220,8 +241,8 @@ func (h *Host) start(ctx context.Context, f found) (*proc, error) {
 	}
 	cmd := exec.Command(f.path)
 	cmd.Env = os.Environ()
-	if h.opts.Sandbox != nil {
-		v, err := h.opts.Sandbox.Encode()
+	if pol.Sandbox != nil {
+		v, err := pol.Sandbox.Encode()
 		if err != nil {
 			return fail(ErrHandshake, err.Error(), err)
 		}
@@ -295,6 +316,9 @@ func (h *Host) start(ctx context.Context, f found) (*proc, error) {
 			p.runtime = raw.(sdk.Runtime)
 		}
 	case sdk.KindFormat:
+		if pol.Sandbox == nil {
+			return fail(ErrNoPolicy, "format plugins read untrusted images and run only under Landlock; refusing to run it "+pol.String(), nil)
+		}
 		raw, err = cp.Dispense(sdk.KindFormat)
 		if err == nil {
 			p.format = raw.(sdk.Format)
@@ -305,7 +329,7 @@ func (h *Host) start(ctx context.Context, f found) (*proc, error) {
 	if err != nil {
 		return fail(ErrHandshake, err.Error(), err)
 	}
-	h.log.Debug("plugin started", "plugin", f.name, "path", f.path, "version", info.Version, "api", api)
+	h.log.Debug("plugin started", "plugin", f.name, "path", f.path, "version", info.Version, "api", api, "policy", pol.String())
 	return p, nil
 }
 
@@ -472,12 +496,18 @@ func (h *Host) CloseOnSignal() (stop func()) {
 	}
 }
 
-// PID returns the process id of the running plugin name, or 0 when it is
-// not running under this Host. It is meant for supervision and tests.
+// PID returns the process id of the running plugin name (the newest when
+// it runs under several policies), or 0 when it is not running under this
+// Host. It is meant for supervision and tests.
 func (h *Host) PID(name string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	p := h.plugins[name]
+	var p *proc
+	for _, q := range h.plugins {
+		if q.name == name && (p == nil || q.seq > p.seq) {
+			p = q
+		}
+	}
 	if p == nil {
 		return 0
 	}

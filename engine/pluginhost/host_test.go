@@ -136,7 +136,7 @@ func TestHandshakeAndInfoThroughBinary(t *testing.T) {
 	var logs bytes.Buffer
 	h := newHost(t, Options{Dirs: []string{dir}, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	ctx := context.Background()
-	rt, err := h.Runtime(ctx, "runtime-exec")
+	rt, err := h.Runtime(ctx, "runtime-exec", RuntimePolicy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,10 +149,10 @@ func TestHandshakeAndInfoThroughBinary(t *testing.T) {
 	}
 	// One client per plugin: a second lookup reuses the process.
 	pid := h.PID("runtime-exec")
-	if _, err := h.Runtime(ctx, "runtime-exec"); err != nil || h.PID("runtime-exec") != pid || pid == 0 {
+	if _, err := h.Runtime(ctx, "runtime-exec", RuntimePolicy); err != nil || h.PID("runtime-exec") != pid || pid == 0 {
 		t.Errorf("second Runtime: err %v, pid %d then %d", err, pid, h.PID("runtime-exec"))
 	}
-	if _, err := h.Format(ctx, "runtime-exec"); !errors.Is(err, ErrWrongKind) {
+	if _, err := h.Format(ctx, "runtime-exec", InspectPolicy); !errors.Is(err, ErrWrongKind) {
 		t.Errorf("Format(runtime plugin): err = %v, want ErrWrongKind", err)
 	}
 	list, err := h.List(ctx)
@@ -168,7 +168,7 @@ func TestHandshakeAndInfoThroughBinary(t *testing.T) {
 	}
 	h.Close()
 	assertNoProcess(t, filepath.Join(dir, BinaryPrefix+"runtime-exec"))
-	if _, err := h.Runtime(ctx, "runtime-exec"); !errors.Is(err, ErrClosed) {
+	if _, err := h.Runtime(ctx, "runtime-exec", RuntimePolicy); !errors.Is(err, ErrClosed) {
 		t.Errorf("Runtime after Close: err = %v, want ErrClosed", err)
 	}
 	if !strings.Contains(logs.String(), "plugin=runtime-exec") {
@@ -201,7 +201,7 @@ func TestBadPlugins(t *testing.T) {
 			t.Parallel()
 			dir := pluginDir(t, tc.plugin)
 			h := newHost(t, Options{Dirs: []string{dir}, StartTimeout: time.Second})
-			_, err := h.Runtime(context.Background(), tc.plugin)
+			_, err := h.Runtime(context.Background(), tc.plugin, RuntimePolicy)
 			checkPluginErr(t, err, tc.plugin, tc.kind, tc.want)
 			assertNoProcess(t, filepath.Join(dir, BinaryPrefix+tc.plugin))
 			// List reports the broken plugin instead of failing.
@@ -250,7 +250,7 @@ func TestInstallAndChecksum(t *testing.T) {
 		t.Fatalf("lock = %+v, %v", l, err)
 	}
 	ctx := context.Background()
-	if _, err := h.Runtime(ctx, "runtime-exec"); err != nil {
+	if _, err := h.Runtime(ctx, "runtime-exec", RuntimePolicy); err != nil {
 		t.Fatalf("installed plugin: %v", err)
 	}
 	h.Close()
@@ -263,7 +263,7 @@ func TestInstallAndChecksum(t *testing.T) {
 	f.Write([]byte("tampered"))
 	f.Close()
 	h2 := newHost(t, Options{Root: root})
-	_, err = h2.Runtime(ctx, "runtime-exec")
+	_, err = h2.Runtime(ctx, "runtime-exec", RuntimePolicy)
 	checkPluginErr(t, err, "runtime-exec", ErrChecksum, []string{inst.BLAKE3, "volt plugin install"})
 	assertNoProcess(t, dst)
 
@@ -271,7 +271,7 @@ func TestInstallAndChecksum(t *testing.T) {
 	if err := os.Link(filepath.Join(binDir, BinaryPrefix+"bad-api99"), filepath.Join(root, "plugins", BinaryPrefix+"unlocked")); err != nil {
 		t.Fatal(err)
 	}
-	_, err = h2.Runtime(ctx, "unlocked")
+	_, err = h2.Runtime(ctx, "unlocked", RuntimePolicy)
 	checkPluginErr(t, err, "unlocked", ErrNotLocked, nil)
 
 	if _, err := h2.Install(filepath.Join(t.TempDir(), "not-a-plugin")); !errors.Is(err, ErrBadName) {
@@ -282,7 +282,7 @@ func TestInstallAndChecksum(t *testing.T) {
 func TestCrashMidCall(t *testing.T) {
 	dir := pluginDir(t, "bad-crash")
 	h := newHost(t, Options{Dirs: []string{dir}})
-	rt, err := h.Runtime(context.Background(), "bad-crash")
+	rt, err := h.Runtime(context.Background(), "bad-crash", RuntimePolicy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestKillMidCall(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// The next use starts a fresh process.
-	if _, err := h.Runtime(ctx, "runtime-exec"); err != nil || h.PID("runtime-exec") == pid {
+	if _, err := h.Runtime(ctx, "runtime-exec", RuntimePolicy); err != nil || h.PID("runtime-exec") == pid {
 		t.Errorf("restart after crash: err %v, pid %d (old %d)", err, h.PID("runtime-exec"), pid)
 	}
 }
@@ -343,13 +343,14 @@ func TestFormatForAndSandbox(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := newHost(t, Options{Dirs: []string{dir}, Sandbox: &sdk.SandboxPolicy{Read: []string{in}, Write: []string{out}}})
+	h := newHost(t, Options{Dirs: []string{dir}})
 	ctx := context.Background()
-	f, name, err := h.FormatFor(ctx, "copy")
+	pol := Confined(sdk.SandboxPolicy{Read: []string{in}, Write: []string{out}})
+	f, name, err := h.FormatFor(ctx, "copy", pol)
 	if err != nil || name != "format-test" {
 		t.Fatalf("FormatFor(copy) = %q, %v", name, err)
 	}
-	if _, _, err := h.FormatFor(ctx, "nope"); !errors.Is(err, ErrPluginNotFound) {
+	if _, _, err := h.FormatFor(ctx, "nope", pol); !errors.Is(err, ErrPluginNotFound) {
 		t.Errorf("FormatFor(nope): err = %v, want ErrPluginNotFound", err)
 	}
 	if err := f.Unpack(ctx, sdk.UnpackRequest{Image: filepath.Join(in, "img"), Format: "copy", Dest: out}); err != nil {
@@ -448,7 +449,7 @@ func signalChild(dir string) int {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h := New(Options{Dirs: []string{dir}, IgnoreEnv: true, ExecutableDir: "-", Logger: log})
 	h.CloseOnSignal()
-	if _, err := h.Runtime(context.Background(), "runtime-exec"); err != nil {
+	if _, err := h.Runtime(context.Background(), "runtime-exec", RuntimePolicy); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -499,7 +500,7 @@ func TestCloseMidCall(t *testing.T) {
 // the channel Run's error arrives on.
 func startLongRun(t *testing.T, h *Host, tag string) (int, chan error) {
 	t.Helper()
-	rt, err := h.Runtime(context.Background(), "runtime-exec")
+	rt, err := h.Runtime(context.Background(), "runtime-exec", RuntimePolicy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,4 +512,71 @@ func startLongRun(t *testing.T, h *Host, tag string) (int, chan error) {
 	}()
 	<-out.ch // the step is running
 	return h.PID("runtime-exec"), done
+}
+
+// TestStartNeedsPolicy: no plugin process starts without a policy, a format
+// plugin never starts unconfined, and each policy gets a process of its own
+// whose Landlock ruleset is the one asked for.
+func TestStartNeedsPolicy(t *testing.T) {
+	dir := pluginDir(t, "format-test", "runtime-exec")
+	h := newHost(t, Options{Dirs: []string{dir}})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		pol  Policy
+	}{
+		{"runtime-exec", Policy{}},
+		{"format-test", Policy{}},
+		{"format-test", Policy{Sandbox: &sdk.SandboxPolicy{}, Unconfined: "both"}},
+		{"format-test", RuntimePolicy},
+	} {
+		var err error
+		if tc.name == "runtime-exec" {
+			_, err = h.Runtime(ctx, tc.name, tc.pol)
+		} else {
+			_, err = h.Format(ctx, tc.name, tc.pol)
+		}
+		if !errors.Is(err, ErrNoPolicy) {
+			t.Errorf("start %s under %+v: err = %v, want ErrNoPolicy", tc.name, tc.pol, err)
+		}
+		if pid := h.PID(tc.name); pid != 0 {
+			t.Errorf("start %s under %+v left process %d", tc.name, tc.pol, pid)
+		}
+	}
+	if _, _, err := h.FormatFor(ctx, "copy", RuntimePolicy); !errors.Is(err, ErrNoPolicy) {
+		t.Errorf("FormatFor unconfined: err = %v, want ErrNoPolicy", err)
+	}
+	assertNoProcess(t, filepath.Join(dir, BinaryPrefix+"format-test"))
+
+	// Two policies, two processes, each restricted to its own files.
+	a, b := t.TempDir(), t.TempDir()
+	for _, d := range []string{a, b} {
+		if err := os.WriteFile(filepath.Join(d, "img"), []byte("data"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fa, err := h.Format(ctx, "format-test", Confined(sdk.SandboxPolicy{Read: []string{a}, Write: []string{a}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidA := h.PID("format-test")
+	fb, err := h.Format(ctx, "format-test", Confined(sdk.SandboxPolicy{Read: []string{b}, Write: []string{b}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pidB := h.PID("format-test"); pidB == pidA || pidB == 0 {
+		t.Errorf("a second policy reused process %d (now %d)", pidA, pidB)
+	}
+	copyTo := func(f sdk.Format, src, dst string) error {
+		return f.Unpack(ctx, sdk.UnpackRequest{Image: filepath.Join(src, "img"), Format: "copy", Dest: dst})
+	}
+	if err := copyTo(fa, a, a); err != nil {
+		t.Errorf("plugin under policy a, inside a: %v", err)
+	}
+	if err := copyTo(fa, b, a); err == nil {
+		t.Errorf("plugin under policy a read b's file")
+	}
+	if err := copyTo(fb, a, b); err == nil {
+		t.Errorf("plugin under policy b read a's file")
+	}
 }

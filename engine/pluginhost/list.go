@@ -67,7 +67,7 @@ func (h *Host) describe(ctx context.Context, f found) PluginInfo {
 	if d, _, err := digest.File(f.path); err == nil {
 		pi.BLAKE3 = d
 	}
-	p, err := h.get(ctx, f.name)
+	p, err := h.get(ctx, f.name, InspectPolicy)
 	if err != nil {
 		pi.Error, pi.Health = err.Error(), "error"
 		return pi

@@ -82,7 +82,8 @@ func (h *Host) Install(path string) (Installed, error) {
 	if dir == "" {
 		return Installed{}, fmt.Errorf("install %s: no Volt root set", path)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// 0700: when this creates the state root too, it is private (engine.RootMode).
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Installed{}, fmt.Errorf("install %s: %w", path, err)
 	}
 	unlock, err := lockDir(dir)
