@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/volt-cli/volt/engine/config"
 	"github.com/volt-cli/volt/engine/deploy"
 	"github.com/volt-cli/volt/engine/gitops"
 	"github.com/volt-cli/volt/engine/sign"
@@ -46,6 +47,7 @@ type gitopsDeployer struct {
 func (d *gitopsDeployer) Build(ctx context.Context, dir, out string) (string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.reload()
 	opts := CreateOptions{Dir: dir, Output: out}
 	if k := d.e.Config.String("bundle.sign_key"); k != "" {
 		opts.SignKey, opts.Passphrase = k, sign.PassphraseFromEnvOrTerminal("passphrase for "+k+": ")
@@ -71,7 +73,24 @@ func (d *gitopsDeployer) Deploy(ctx context.Context, bundle, stack string) error
 }
 
 // TrustStore returns the keys Volt trusts (bundle.trusted_keys and the allowed_signers files).
-func (d *gitopsDeployer) TrustStore() (*sign.TrustStore, error) { return d.e.TrustStore(nil, "") }
+func (d *gitopsDeployer) TrustStore() (*sign.TrustStore, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.reload()
+	return d.e.TrustStore(nil, "")
+}
+
+// reload re-reads the configuration, so a long-running serve follows
+// changes to trusted keys and signature policy. A file that no longer
+// parses keeps the configuration in use (and is logged).
+func (d *gitopsDeployer) reload() {
+	cfg, err := config.Load(d.e.Config.Path)
+	if err != nil {
+		d.e.Logger.Warn("gitops: configuration not reloaded", "err", err)
+		return
+	}
+	d.e.Config = cfg
+}
 
 // gitopsBundles lists the bundles GitOps sources keep for rollback: gc roots.
 func (e *Engine) gitopsBundles() []string { return gitops.KeptBundles(e.Path("gitops")) }

@@ -151,7 +151,7 @@ volt gitops add web --repo git://127.0.0.1/web.git --interval 0 --webhook-secret
 				if a.json() {
 					return a.printJSON(s)
 				}
-				a.infof("Added source %s: %s %s:%s, every %s (deploy now with: volt gitops sync %s)", s.Name, s.Repo, s.Branch, s.Path, time.Duration(s.Interval), s.Name)
+				a.infof("Added source %s: %s %s:%s, %s (deploy now with: volt gitops sync %s, or run volt gitops serve)", s.Name, s.Repo, s.Branch, s.Path, pollText(s.Interval), s.Name)
 				return nil
 			}
 		},
@@ -196,6 +196,13 @@ func gitopsListCommand() *command {
 			}
 		},
 	}
+}
+
+func pollText(d gitops.Duration) string {
+	if d <= 0 {
+		return "no polling (webhooks and sync only)"
+	}
+	return "polled every " + time.Duration(d).String()
 }
 
 func shortRev(c string) string {
@@ -264,11 +271,7 @@ volt gitops status shop -o json`,
 					fmt.Fprintf(a.stdout, "stack:     %s\n", s.Stack)
 					fmt.Fprintf(a.stdout, "desired:   %s\n", orDash(s.State.Head))
 					fmt.Fprintf(a.stdout, "deployed:  %s\n", orDash(s.State.Deployed))
-					poll := "off (webhooks and sync only)"
-					if s.Interval > 0 {
-						poll = "every " + time.Duration(s.Interval).String()
-					}
-					fmt.Fprintf(a.stdout, "poll:      %s\n", poll)
+					fmt.Fprintf(a.stdout, "poll:      %s\n", pollText(s.Interval))
 					if !s.State.LastSync.IsZero() {
 						fmt.Fprintf(a.stdout, "last sync: %s\n", s.State.LastSync.Format(time.RFC3339))
 					}

@@ -240,8 +240,8 @@ func (s *Server) loop(ctx context.Context, name string, w *worker) {
 		default:
 			failures = 0
 			delay = interval
-			if res != nil && res.Message != "" && !strings.HasPrefix(res.Message, "up to date") {
-				s.log().Info("gitops: "+res.Message, "source", name)
+			if res != nil {
+				s.log().Debug("gitops: "+res.Message, "source", name)
 			}
 		}
 		if delay == 0 {
