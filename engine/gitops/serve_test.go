@@ -11,6 +11,7 @@ import (
 )
 
 func TestServeWebhooksAndPolls(t *testing.T) {
+	t.Parallel()
 	r := newRepo(t)
 	secretFile := filepath.Join(t.TempDir(), "hook")
 	os.WriteFile(secretFile, []byte("s3cret\n"), 0o600)

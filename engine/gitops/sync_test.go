@@ -125,6 +125,7 @@ func newManager(t *testing.T, r *gitRepo, mod func(*Source)) (*Manager, *fakeDep
 }
 
 func TestSyncHistoryRollback(t *testing.T) {
+	t.Parallel()
 	r := newRepo(t)
 	m, fd := newManager(t, r, nil)
 	ctx := context.Background()
@@ -206,6 +207,7 @@ func TestSyncHistoryRollback(t *testing.T) {
 }
 
 func TestSyncUnreachable(t *testing.T) {
+	t.Parallel()
 	r := newRepo(t)
 	m, fd := newManager(t, r, func(s *Source) { s.Repo = "file://" + filepath.Join(t.TempDir(), "missing.git") })
 	_, err := m.Sync(context.Background(), "shop", SyncOptions{})
@@ -220,6 +222,7 @@ func TestSyncUnreachable(t *testing.T) {
 
 // TestSignedCommits signs with git's own SSH signing (ssh-keygen -Y sign).
 func TestSignedCommits(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("ssh-keygen"); err != nil {
 		t.Skip("needs ssh-keygen")
 	}
@@ -258,5 +261,35 @@ func TestSignedCommits(t *testing.T) {
 	res, err := m.Sync(ctx, "shop", SyncOptions{})
 	if err != nil || res.Head != c || fd.last() != "signed" || res.Entry.Signer != "dev@example" {
 		t.Fatalf("signed commit: %+v %v", res, err)
+	}
+}
+
+// TestConcurrentSyncs: syncs of one source run one at a time, and one that
+// waited sees the head already deployed, so a head is built once.
+func TestConcurrentSyncs(t *testing.T) {
+	t.Parallel()
+	r := newRepo(t)
+	m, fd := newManager(t, r, nil)
+	c := r.commit("v1")
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := m.Sync(context.Background(), "shop", SyncOptions{})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, _ := m.History("shop")
+	if len(fd.deployed) != 1 || len(h) != 1 || h[0].Commit != c {
+		t.Fatalf("4 concurrent syncs deployed %v, history %+v", fd.deployed, h)
 	}
 }
