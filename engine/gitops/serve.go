@@ -42,6 +42,7 @@ type Server struct {
 	ctx     context.Context // the poll loops' context
 	mu      sync.Mutex
 	workers map[string]*worker
+	running sync.WaitGroup // the poll loops
 }
 
 type worker struct {
@@ -146,8 +147,12 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 			sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
 			defer c()
 			hs.Shutdown(sctx)
+			stopWorkers()
+			s.running.Wait() // a sync in flight finishes writing its state
 			return nil
 		case err := <-errc:
+			stopWorkers()
+			s.running.Wait()
 			return err
 		case <-t.C:
 			s.scan(wctx)
@@ -187,7 +192,11 @@ func (s *Server) startLocked(ctx context.Context, src *Source) *worker {
 	wctx, cancel := context.WithCancel(ctx)
 	w := &worker{cancel: cancel, trigger: make(chan struct{}, 1), interval: src.Interval}
 	s.workers[src.Name] = w
-	go s.loop(wctx, src.Name, w)
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		s.loop(wctx, src.Name, w)
+	}()
 	return w
 }
 

@@ -80,28 +80,38 @@ func (m *Manager) lock(ctx context.Context, name string, onWait func()) (*flock.
 	return flock.Acquire(ctx, filepath.Join(m.SourceDir(name), "lock"), true, onWait)
 }
 
+// begin takes the source's lock and loads its settings and state (after
+// taking the lock: they may have changed while it waited).
+func (m *Manager) begin(ctx context.Context, name string, onWait func()) (*flock.Lock, *Source, *State, error) {
+	if _, err := m.Get(name); err != nil {
+		return nil, nil, nil, err
+	}
+	lock, err := m.lock(ctx, name, onWait)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	src, err := m.Get(name)
+	if err == nil {
+		var state *State
+		if state, err = m.LoadState(name); err == nil {
+			return lock, src, state, nil
+		}
+	}
+	lock.Release()
+	return nil, nil, nil, err
+}
+
 // Sync reaches the repository and, if the branch head is not what runs,
 // builds, verifies and deploys it. One sync runs at a time per source; a
 // sync that waited for another asks the repository afresh, so the latest
 // head wins. A failure to deploy is recorded in history and state and
 // returned; the previous deployment keeps running.
 func (m *Manager) Sync(ctx context.Context, name string, opts SyncOptions) (*SyncResult, error) {
-	if _, err := m.Get(name); err != nil {
-		return nil, err
-	}
-	lock, err := m.lock(ctx, name, opts.OnWait)
+	lock, src, state, err := m.begin(ctx, name, opts.OnWait)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
-	src, err := m.Get(name)
-	if err != nil {
-		return nil, err
-	}
-	state, err := m.LoadState(name)
-	if err != nil {
-		return nil, err
-	}
 	now := time.Now().UTC()
 	state.LastAttempt = now
 	res := &SyncResult{Source: name}
@@ -227,22 +237,11 @@ var ErrNoRollback = errors.New("no earlier deployment to roll back to")
 // one, or the one of commit to (a prefix of at least 4 hex digits). Polls
 // and webhooks then leave it in place until the branch gets a new commit.
 func (m *Manager) Rollback(ctx context.Context, name, to string, onWait func()) (*Entry, error) {
-	if _, err := m.Get(name); err != nil {
-		return nil, err
-	}
-	lock, err := m.lock(ctx, name, onWait)
+	lock, src, state, err := m.begin(ctx, name, onWait)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
-	src, err := m.Get(name)
-	if err != nil {
-		return nil, err
-	}
-	state, err := m.LoadState(name)
-	if err != nil {
-		return nil, err
-	}
 	hist, err := m.History(name)
 	if err != nil {
 		return nil, err
