@@ -160,8 +160,8 @@ func (s *Server) Run(ctx context.Context, ready func(addr string)) error {
 	}
 }
 
-// scan starts a poll loop for each new source, restarts the loops of
-// sources whose interval changed and stops those of removed sources.
+// scan starts a poll loop for each new source, passes changed intervals
+// to the loops and stops the loops of removed sources.
 func (s *Server) scan(ctx context.Context) {
 	srcs, err := s.List()
 	if err != nil {
@@ -173,12 +173,19 @@ func (s *Server) scan(ctx context.Context) {
 	live := map[string]bool{}
 	for _, src := range srcs {
 		live[src.Name] = true
-		if w := s.workers[src.Name]; w != nil && w.interval == src.Interval {
-			continue
-		} else if w != nil {
-			w.cancel()
+		w := s.workers[src.Name]
+		switch {
+		case w == nil:
+			s.startLocked(ctx, src)
+		case w.interval != src.Interval:
+			// The new interval applies from a sync now; a build in
+			// flight is not interrupted.
+			w.interval = src.Interval
+			select {
+			case w.trigger <- struct{}{}:
+			default:
+			}
 		}
-		s.startLocked(ctx, src)
 	}
 	for name, w := range s.workers {
 		if !live[name] {
@@ -234,7 +241,9 @@ func (s *Server) loop(ctx context.Context, name string, w *worker) {
 		if ctx.Err() != nil {
 			return
 		}
+		s.mu.Lock()
 		interval := time.Duration(w.interval)
+		s.mu.Unlock()
 		switch {
 		case errors.Is(err, ErrNoSource):
 			return

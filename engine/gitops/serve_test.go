@@ -81,7 +81,25 @@ func TestServeWebhooksAndPolls(t *testing.T) {
 	if got := post("/hooks/shop", map[string]string{"X-Hub-Signature-256": good, "X-GitHub-Delivery": "d1"}); got != http.StatusConflict {
 		t.Errorf("replayed delivery: %d, want 409", got)
 	}
-	resp, err := http.Get("http://" + addr + "/hooks/shop")
+	// A changed interval reaches the running loop: polls find v3.
+	src, _ := m.Get("shop")
+	src.Interval = Duration(time.Second)
+	if err := m.Put(src); err != nil {
+		t.Fatal(err)
+	}
+	r.commit("v3")
+	waitUntil(t, func() bool { return fd.last() == "v3" }, "a poll at the new interval to deploy v3")
+
+	big := bytes.Repeat([]byte("x"), MaxWebhookBody+1)
+	resp, err := http.Post("http://"+addr+"/hooks/shop", "application/json", bytes.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: %d, want 413", resp.StatusCode)
+	}
+	resp, err = http.Get("http://" + addr + "/hooks/shop")
 	if err != nil {
 		t.Fatal(err)
 	}
