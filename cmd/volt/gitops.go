@@ -262,6 +262,8 @@ volt gitops status shop -o json`,
 				}
 				if out.Serve.Running {
 					fmt.Fprintf(a.stdout, "serve:     running (pid %d, %s, since %s)\n", out.Serve.PID, out.Serve.Addr, out.Serve.Started.Format(time.RFC3339))
+				} else if out.Serve.Died {
+					fmt.Fprintf(a.stdout, "serve:     not running: pid %d died without stopping (see %s; restart with: volt gitops serve --detach)\n", out.Serve.PID, out.Serve.Log)
 				} else {
 					fmt.Fprintf(a.stdout, "serve:     not running (start it with: volt gitops serve --detach)\n")
 				}

@@ -280,6 +280,11 @@ func TestGitOps(t *testing.T) {
 		t.Errorf("serve.log does not record the forged webhook:\n%s", log)
 	}
 
+	// A serve killed with SIGKILL is reported as died, and starts again.
+	syscall.Kill(serve.PID, syscall.SIGKILL)
+	waitFor(t, func() bool { return strings.Contains(e.must("gitops", "status").stdout, "died") }, "status to report the killed serve")
+	e.must("gitops", "serve", "--detach", "--addr", "127.0.0.1:0")
+
 	// Stop serve; rm --destroy removes the source and its stack.
 	e.must("gitops", "serve", "--stop")
 	if getStatus(); status.Serve.Running {

@@ -62,6 +62,9 @@ type ServeInfo struct {
 // ServeStatus says whether a serve process runs for this state root.
 type ServeStatus struct {
 	Running bool `json:"running"`
+	// Died is set when serve.json names a process that is gone (killed
+	// or crashed without cleaning up).
+	Died bool `json:"died,omitempty"`
 	ServeInfo
 	Log string `json:"log"`
 }
@@ -79,6 +82,7 @@ func (st *Store) ServeStatus() ServeStatus {
 		return s
 	}
 	s.Running = proc.Alive(s.PID, s.StartTime)
+	s.Died = !s.Running
 	return s
 }
 
