@@ -298,3 +298,31 @@ func TestGitOps(t *testing.T) {
 		t.Errorf("list after rm: %s", r.stdout)
 	}
 }
+
+// TestGitOpsBundlesAreGCRoots: a bundle a source keeps for rollback keeps
+// its CAS objects through gc, with no pin; once it is gone, gc frees them.
+func TestGitOpsBundlesAreGCRoots(t *testing.T) {
+	e := newEnv(t)
+	stack := filepath.Join(e.dir, "stack")
+	writeStack(t, stack)
+	kept := filepath.Join(e.dir, "root/gitops/app/bundles/0123abcd.vbundle")
+	os.MkdirAll(filepath.Dir(kept), 0o700)
+	e.must("bundle", "create", stack, "--cas", "-o", kept)
+	pins, _ := filepath.Glob(filepath.Join(e.dir, "root/cas/pins/*"))
+	for _, p := range pins {
+		e.must("cas", "pin", filepath.Base(p), "--remove")
+	}
+	var gc struct {
+		ObjectsKept    int
+		ObjectsRemoved []string
+	}
+	json.Unmarshal([]byte(e.must("cas", "gc", "-o", "json").stdout), &gc)
+	if gc.ObjectsKept != 1 || len(gc.ObjectsRemoved) != 0 {
+		t.Fatalf("gc with a kept gitops bundle: %+v", gc)
+	}
+	os.Remove(kept)
+	json.Unmarshal([]byte(e.must("cas", "gc", "-o", "json").stdout), &gc)
+	if len(gc.ObjectsRemoved) != 1 {
+		t.Fatalf("gc after the bundle went: %+v", gc)
+	}
+}
