@@ -110,7 +110,7 @@ func (c casResolver) Materialize(ctx context.Context, ref, want, dst string) err
 }
 
 // CASRoots lists the objects that must survive GC: CAS references of the
-// bundles in $VOLT_ROOT/bundles and of deployed stacks (pins are the
+// bundles in $VOLT_ROOT/bundles, of those GitOps keeps, and of deployed stacks (pins are the
 // store's own roots).
 func (e *Engine) CASRoots() ([]cas.Ref, error) {
 	var refs []cas.Ref
@@ -120,6 +120,7 @@ func (e *Engine) CASRoots() ([]cas.Ref, error) {
 		}
 	}
 	matches, _ := filepath.Glob(filepath.Join(e.BundlesDir(), "*.vbundle"))
+	matches = append(matches, e.gitopsBundles()...)
 	for _, p := range matches {
 		r, err := bundle.Open(p)
 		if err != nil {

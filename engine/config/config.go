@@ -50,6 +50,7 @@ var Keys = []Key{
 	{"cas.remotes", List, "HTTP(S) base URLs of Stellarium stores to fetch missing objects from"},
 	{"registry.insecure", List, "registries (host:port) reached over plain HTTP"},
 	{"plugins.dirs", List, "extra directories searched for volt-plugin-* binaries"},
+	{"gitops.keep", Int, "bundles kept per GitOps source for rollback (0 = default 5)"},
 }
 
 // ErrUnknownKey is returned for a key not in Keys.

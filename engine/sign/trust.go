@@ -217,18 +217,25 @@ func (t *TrustStore) Entries() []Entry {
 // namespace, or does not verify over data) or ErrUntrusted (valid signature,
 // key not trusted; an *UntrustedError naming the key).
 func (t *TrustStore) Verify(data, armoredSig []byte) (*Signature, error) {
+	return t.VerifyNamespace(data, armoredSig, Namespace)
+}
+
+// VerifyNamespace is Verify for another SSHSIG namespace (git's commit
+// signatures use "git"): the signature must be made for namespace and its
+// key trusted for namespace now.
+func (t *TrustStore) VerifyNamespace(data, armoredSig []byte, namespace string) (*Signature, error) {
 	s, err := parseArmored(armoredSig)
 	if err != nil {
 		return nil, err
 	}
-	if s.namespace != Namespace {
-		return nil, fmt.Errorf("%w: made for namespace %q, want %q", ErrBadSignature, s.namespace, Namespace)
+	if s.namespace != namespace {
+		return nil, fmt.Errorf("%w: made for namespace %q, want %q", ErrBadSignature, s.namespace, namespace)
 	}
 	if err := s.verify(data); err != nil {
 		return nil, err
 	}
 	out := s.describe()
-	e, reason := t.lookup(s.pub, Namespace)
+	e, reason := t.lookup(s.pub, namespace)
 	if e == nil {
 		return nil, &UntrustedError{PublicKey: out.PublicKey, Fingerprint: out.Fingerprint, Reason: reason}
 	}
