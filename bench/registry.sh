@@ -156,7 +156,7 @@ cmp -s "$work/pulled.vbundle" "$work/v1.vbundle" && same=yes || same=NO
 printf "%-44s %8s %8s %7s\n" "volt bundle push/pull" "serve s" "d-reg s" "ratio"
 printf "%-44s %8.2f %8.2f %6sx\n" "push (new repository, cold)" "$spush" "$vpush" "$(ratio "$spush" "$vpush")"
 printf "%-44s %8.2f %8.2f %6sx  (median of %s paired runs %s, spread %s; target <= 1.0; byte-identical: %s)\n" "pull" "$spull" "$vpull" "$(ratio "$spull" "$vpull")" "$REPS" "${serve_med}x" "$serve_spread" "$same"
-echo "serve stores blobs in the CAS: $(du -sh "$work/serve-root/cas" | cut -f1) for $REPS pushes of ${SIZE} MiB (one copy); whole-blob cache beside it: $(du -sh "$work/serve-root/registry/blobcache" | cut -f1)"
+echo "serve stores blobs in the CAS: $(du -sh "$work/serve-root/cas" | cut -f1) for $REPS pushes of ${SIZE} MiB (one copy); whole-blob cache beside it: $(du -sh "$work/serve-root/registry/blobcache" 2>/dev/null | cut -f1)"
 echo
 echo "$pull_line"
 echo "$serve_line"

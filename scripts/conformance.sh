@@ -16,8 +16,10 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/volt-test/conformance-$CONFORMANCE_VERSION
 suite=$cache/conformance
 if [ ! -x "$suite" ]; then
   mkdir -p "$cache"
-  (cd "$(mktemp -d)" && GOBIN="$cache" GOFLAGS=-mod=mod go install \
+  tmp=$(mktemp -d)
+  (cd "$tmp" && GOBIN="$cache" GOFLAGS=-mod=mod go install \
     "github.com/opencontainers/distribution-spec/conformance@$CONFORMANCE_VERSION")
+  rmdir "$tmp"
 fi
 volt=${VOLT_BIN:-$PWD/bin/volt}
 [ -x "$volt" ] || make -s build

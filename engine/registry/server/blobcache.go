@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,7 +119,25 @@ func (c *blobCache) open(ctx context.Context, st *cas.Store, d godigest.Digest, 
 		f.Close()
 		os.Remove(p)
 	}
-	if err := atomicfile.Publish(p, 0o644, func(f *os.File) error { return st.Get(ctx, rec.Ref, f) }); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, err
+	}
+	// Written and renamed into place without fsync: a crash before a clean
+	// stop drops the whole cache on the next start (see openBlobCache).
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".fill-*")
+	if err != nil {
+		return nil, err
+	}
+	if err = st.Get(ctx, rec.Ref, tmp); err == nil {
+		err = tmp.Close()
+	} else {
+		tmp.Close()
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), p)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
 		return nil, err
 	}
 	c.added(rec.Size)
@@ -146,7 +165,7 @@ type cacheEntry struct {
 func (c *blobCache) entries() []cacheEntry {
 	var out []cacheEntry
 	filepath.WalkDir(c.dir, func(p string, de fs.DirEntry, err error) error {
-		if err != nil || de.IsDir() || filepath.Dir(p) == c.dir {
+		if err != nil || de.IsDir() || filepath.Dir(p) == c.dir || strings.HasPrefix(de.Name(), ".") {
 			return nil
 		}
 		if fi, err := de.Info(); err == nil {
