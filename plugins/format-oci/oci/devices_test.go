@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/volt-cli/volt/sdk/conformance"
 )
 
 // warnings collects Logf lines.
@@ -39,19 +40,6 @@ func (w *warnings) naming(name string) []string {
 			}
 		}
 	}
-	return out
-}
-
-// devicesUnder lists block and character devices under dir.
-func devicesUnder(t testing.TB, dir string) []string {
-	t.Helper()
-	var out []string
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type()&fs.ModeDevice != 0 {
-			out = append(out, p)
-		}
-		return nil
-	})
 	return out
 }
 
@@ -90,7 +78,7 @@ func TestNoDeviceNodesFromImages(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if devs := devicesUnder(t, dest); len(devs) != 0 {
+				if devs := conformance.DeviceNodes(dest); len(devs) != 0 {
 					t.Fatalf("device nodes created: %v", devs)
 				}
 				for _, n := range []string{"dev/hostile-sda", "dev/mem", "dev/sda-again"} {
@@ -175,15 +163,7 @@ func TestPackLeavesDevicesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	var names []string
-	tr := tar.NewReader(&buf)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, h := range tarHeaders(t, &buf) {
 		if h.Typeflag == tar.TypeBlock || h.Typeflag == tar.TypeChar {
 			t.Errorf("device %q packed", h.Name)
 		}
