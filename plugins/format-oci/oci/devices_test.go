@@ -176,3 +176,37 @@ func TestPackLeavesDevicesOut(t *testing.T) {
 		t.Errorf("warnings = %q", w.lines)
 	}
 }
+
+// TestSetIDModesKept: as documented, setuid, setgid and sticky bits of
+// image entries are kept, also on a file chowned to another user (chown
+// clears set-id bits, so the mode is applied after it).
+func TestSetIDModesKept(t *testing.T) {
+	layer := mkTar(t,
+		tent{name: "bin/", typ: tar.TypeDir},
+		tent{name: "bin/su", body: "elf", mode: 0o4755},
+		tent{name: "bin/wall", body: "elf", mode: 0o2755, uid: 1000, gid: 5},
+		tent{name: "bin/both", body: "elf", mode: 0o6711, uid: 1000, gid: 1000},
+		tent{name: "shared/", typ: tar.TypeDir, mode: 0o2775},
+		tent{name: "tmp/", typ: tar.TypeDir, mode: 0o1777},
+	)
+	tmp := t.TempDir()
+	image := filepath.Join(tmp, "rootfs.tar")
+	os.WriteFile(image, layer, 0o644)
+	dest := filepath.Join(tmp, "dest")
+	os.Mkdir(dest, 0o755)
+	if _, err := Unpack(t.Context(), image, FormatRootfs, dest, UnpackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]uint32{"bin/su": 0o4755, "bin/wall": 0o2755, "bin/both": 0o6711, "shared": 0o2775, "tmp": 0o1777} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dest, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode & 0o7777; got != want {
+			t.Errorf("%s: mode %#o, want %#o", name, got, want)
+		}
+		if os.Geteuid() == 0 && name == "bin/wall" && (st.Uid != 1000 || st.Gid != 5) {
+			t.Errorf("%s: owner %d:%d, want 1000:5", name, st.Uid, st.Gid)
+		}
+	}
+}
