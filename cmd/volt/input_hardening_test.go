@@ -6,13 +6,14 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/volt-cli/volt/sdk/conformance"
 )
 
 // hostileImage is a gzip'd rootfs tarball carrying the host's first disk
@@ -39,18 +40,6 @@ func hostileImage(t *testing.T) []byte {
 	tw.Close()
 	gz.Close()
 	return buf.Bytes()
-}
-
-// devicesUnder lists block and character devices under dir.
-func devicesUnder(dir string) []string {
-	var out []string
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type()&fs.ModeDevice != 0 {
-			out = append(out, p)
-		}
-		return nil
-	})
-	return out
 }
 
 // TestImportCreatesNoDeviceNodes: importing an image that carries device
@@ -91,7 +80,7 @@ containers:
 	defer e.run("stack", "destroy", "hostile")
 	r = e.must("bundle", "import", "--no-start", "-o", "json", b)
 	root := filepath.Join(e.dir, "root")
-	if devs := devicesUnder(root); len(devs) != 0 {
+	if devs := conformance.DeviceNodes(root); len(devs) != 0 {
 		t.Fatalf("device nodes under the state root after import: %v", devs)
 	}
 	for _, name := range []string{"dev/hostile-sda", "dev/hostile-mem", "dev/sda-link"} {

@@ -78,14 +78,15 @@ func Open(path string) (*Reader, error) { return OpenWith(path, ReadOptions{}) }
 // OpenWith opens the bundle at path and checks its structure: a canonical
 // ZIP (see checkCanonical: local headers agree with the central directory,
 // entries tile the file without gap or overlap, nothing before the first
-// entry or after the end records) with bundle.json first (physically and in the directory), a valid manifest
-// of FormatVersion, safe unique names, regular files only, every entry
-// listed in integrity.files (except bundle.json and signatures/*), every
-// listed file present, image sizes and digests agreeing with the archive,
-// and declared sizes within opts. Errors wrap ErrStructure and one specific
-// sentinel (ErrNonCanonical, ErrTruncated, ErrManifest, ErrVersion,
-// ErrUnsafeName, ErrUnlisted, ErrMissing, ErrSize, ErrTooLarge). It does not hash entry
-// data: call Verify or read entries with OpenEntry.
+// entry or after the end records) with bundle.json first (physically and
+// in the directory), a valid manifest of FormatVersion, safe unique names,
+// regular files only, every entry listed in integrity.files (except
+// bundle.json and signatures/*), every listed file present, image sizes and
+// digests agreeing with the archive, and declared sizes within opts. Errors
+// wrap ErrStructure and one specific sentinel (ErrNonCanonical,
+// ErrTruncated, ErrManifest, ErrVersion, ErrUnsafeName, ErrUnlisted,
+// ErrMissing, ErrSize, ErrTooLarge). It does not hash entry data: call
+// Verify or read entries with OpenEntry.
 func OpenWith(path string, opts ReadOptions) (*Reader, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/volt-cli/volt/sdk/conformance"
 )
 
 // warnings collects Logf lines.
@@ -39,19 +40,6 @@ func (w *warnings) naming(name string) []string {
 			}
 		}
 	}
-	return out
-}
-
-// devicesUnder lists block and character devices under dir.
-func devicesUnder(t testing.TB, dir string) []string {
-	t.Helper()
-	var out []string
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type()&fs.ModeDevice != 0 {
-			out = append(out, p)
-		}
-		return nil
-	})
 	return out
 }
 
@@ -90,7 +78,7 @@ func TestNoDeviceNodesFromImages(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if devs := devicesUnder(t, dest); len(devs) != 0 {
+				if devs := conformance.DeviceNodes(dest); len(devs) != 0 {
 					t.Fatalf("device nodes created: %v", devs)
 				}
 				for _, n := range []string{"dev/hostile-sda", "dev/mem", "dev/sda-again"} {
@@ -175,15 +163,7 @@ func TestPackLeavesDevicesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	var names []string
-	tr := tar.NewReader(&buf)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, h := range tarHeaders(t, &buf) {
 		if h.Typeflag == tar.TypeBlock || h.Typeflag == tar.TypeChar {
 			t.Errorf("device %q packed", h.Name)
 		}
@@ -194,5 +174,39 @@ func TestPackLeavesDevicesOut(t *testing.T) {
 	}
 	if got := w.naming("sda"); len(got) != 1 || !strings.Contains(got[0], "block device") || !strings.Contains(got[0], "(8:0)") {
 		t.Errorf("warnings = %q", w.lines)
+	}
+}
+
+// TestSetIDModesKept: as documented, setuid, setgid and sticky bits of
+// image entries are kept, also on a file chowned to another user (chown
+// clears set-id bits, so the mode is applied after it).
+func TestSetIDModesKept(t *testing.T) {
+	layer := mkTar(t,
+		tent{name: "bin/", typ: tar.TypeDir},
+		tent{name: "bin/su", body: "elf", mode: 0o4755},
+		tent{name: "bin/wall", body: "elf", mode: 0o2755, uid: 1000, gid: 5},
+		tent{name: "bin/both", body: "elf", mode: 0o6711, uid: 1000, gid: 1000},
+		tent{name: "shared/", typ: tar.TypeDir, mode: 0o2775},
+		tent{name: "tmp/", typ: tar.TypeDir, mode: 0o1777},
+	)
+	tmp := t.TempDir()
+	image := filepath.Join(tmp, "rootfs.tar")
+	os.WriteFile(image, layer, 0o644)
+	dest := filepath.Join(tmp, "dest")
+	os.Mkdir(dest, 0o755)
+	if _, err := Unpack(t.Context(), image, FormatRootfs, dest, UnpackOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]uint32{"bin/su": 0o4755, "bin/wall": 0o2755, "bin/both": 0o6711, "shared": 0o2775, "tmp": 0o1777} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dest, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode & 0o7777; got != want {
+			t.Errorf("%s: mode %#o, want %#o", name, got, want)
+		}
+		if os.Geteuid() == 0 && name == "bin/wall" && (st.Uid != 1000 || st.Gid != 5) {
+			t.Errorf("%s: owner %d:%d, want 1000:5", name, st.Uid, st.Gid)
+		}
 	}
 }

@@ -1,10 +1,8 @@
 package oci
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -26,15 +24,7 @@ func TestPackExclude(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]bool{}
-	tr := tar.NewReader(&buf)
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, h := range tarHeaders(t, &buf) {
 		got[h.Name] = true
 	}
 	if got[".volt/"] || got[".volt/tini"] {

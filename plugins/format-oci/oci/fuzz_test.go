@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/volt-cli/volt/sdk/conformance"
 )
 
 // FuzzUnpackTar feeds arbitrary bytes to the rootfs unpacker and, as an
@@ -37,7 +39,7 @@ func FuzzUnpackTar(f *testing.F) {
 			if after := snapshot(t, base, dest); after != before {
 				t.Fatalf("%s: wrote outside dest:\nbefore:\n%s\nafter:\n%s", format, before, after)
 			}
-			if devs := devicesUnder(t, dest); len(devs) != 0 {
+			if devs := conformance.DeviceNodes(dest); len(devs) != 0 {
 				t.Fatalf("%s: device nodes created: %v", format, devs)
 			}
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -236,3 +237,20 @@ func snapshot(t testing.TB, dir, skip string) string {
 type digestT = digest.Digest
 
 func hexSHA(s string) string { return sha([]byte(s)).Encoded() }
+
+// tarHeaders reads every header of the tar stream r.
+func tarHeaders(t testing.TB, r io.Reader) []*tar.Header {
+	t.Helper()
+	var out []*tar.Header
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, h)
+	}
+}
