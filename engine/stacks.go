@@ -21,15 +21,10 @@ import (
 )
 
 // Deployer returns the deployer for this state root. Its runtime plugins
-// run under pluginhost.RuntimePolicy; format plugins, which only imports
-// start, may touch no files (see deployerFor).
+// run under pluginhost.RuntimePolicy; each unpack of an image runs a format
+// plugin confined to that image and its destination.
 func (e *Engine) Deployer(notify func(string)) *deploy.Deployer {
-	return e.deployerFor(notify, sdk.SandboxPolicy{})
-}
-
-// deployerFor returns a deployer whose format plugins run under format.
-func (e *Engine) deployerFor(notify func(string), format sdk.SandboxPolicy) *deploy.Deployer {
-	return &deploy.Deployer{Root: e.Root, Plugins: e.Plugins().Scope(format), Logger: e.Logger, Notify: notify, CAS: casResolver{e}}
+	return &deploy.Deployer{Root: e.Root, Plugins: e.Plugins().ForDeploy(), Logger: e.Logger, Notify: notify, CAS: casResolver{e}}
 }
 
 // ImportOptions are the inputs of Import.
@@ -93,9 +88,7 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 			opts.Signer = c.Detail
 		}
 	}
-	// Format plugins read the bundle's images (extracted under the root) and
-	// write the workloads' roots and volumes.
-	return e.deployerFor(opts.Notify, sdk.SandboxPolicy{Read: []string{absPath(opts.Bundle)}, Write: []string{e.Root}}).Import(ctx, opts.ImportOptions)
+	return e.Deployer(opts.Notify).Import(ctx, opts.ImportOptions)
 }
 
 // PS returns the status of every workload of every stack (all, or only running ones).
