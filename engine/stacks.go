@@ -91,12 +91,18 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 	return e.Deployer(opts.Notify).Import(ctx, opts.ImportOptions)
 }
 
-// PS returns the status of every workload of every stack (all, or only running ones).
+// PS returns the status of every workload of every stack (all, or only
+// running ones); the errors say which stacks could not be read, and which
+// are corrupt (their workloads are reported from their records).
 func (e *Engine) PS(ctx context.Context, all bool) ([]deploy.WorkloadStatus, []error) {
 	stacks, errs := deploy.ListStacks(e.Root)
 	d := e.Deployer(nil)
 	var out []deploy.WorkloadStatus
 	for _, st := range stacks {
+		if st.Phase == deploy.PhaseCorrupt {
+			// Its workloads are listed from their records; say why.
+			errs = append(errs, fmt.Errorf("%s (volt stack destroy --force %s removes it)", st.Problem, st.Name))
+		}
 		for _, ws := range d.Status(ctx, st) {
 			if all || ws.Status == sdk.StatusRunning {
 				out = append(out, ws)

@@ -284,6 +284,9 @@ func TestCorruptStackDestroyForce(t *testing.T) {
 	if rows := e.ps(false); len(rows) != 1 || rows[0].Stack != "rot" || rows[0].Status != "running" || !strings.Contains(rows[0].Reason, "destroy --force") {
 		t.Errorf("ps with a corrupt stack.json = %+v, want rot's app running with a reason", rows)
 	}
+	if r := e.must("ps"); !strings.Contains(r.stderr, "volt stack destroy --force rot") {
+		t.Errorf("ps does not say the stack is corrupt:\n%s", r.stderr)
+	}
 	if r := e.run("stack", "destroy", "rot"); r.code == 0 || !strings.Contains(r.stderr, "--force") {
 		t.Errorf("destroy of a corrupt stack without --force: exit %d\n%s", r.code, r.stderr)
 	}
