@@ -138,6 +138,9 @@ func (e *Engine) CASRoots() ([]cas.Ref, error) {
 		return nil, fmt.Errorf("gc: %w", errs[0])
 	}
 	for _, st := range stacks {
+		if st.Phase == deploy.PhaseCorrupt {
+			return nil, fmt.Errorf("gc: cannot know what stack %s references: %s", st.Name, st.Problem)
+		}
 		for _, s := range st.Bundle.CASRefs {
 			add(s)
 		}

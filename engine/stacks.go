@@ -21,15 +21,10 @@ import (
 )
 
 // Deployer returns the deployer for this state root. Its runtime plugins
-// run under pluginhost.RuntimePolicy; format plugins, which only imports
-// start, may touch no files (see deployerFor).
+// run under pluginhost.RuntimePolicy; each unpack of an image runs a format
+// plugin confined to that image and its destination.
 func (e *Engine) Deployer(notify func(string)) *deploy.Deployer {
-	return e.deployerFor(notify, sdk.SandboxPolicy{})
-}
-
-// deployerFor returns a deployer whose format plugins run under format.
-func (e *Engine) deployerFor(notify func(string), format sdk.SandboxPolicy) *deploy.Deployer {
-	return &deploy.Deployer{Root: e.Root, Plugins: e.Plugins().Scope(format), Logger: e.Logger, Notify: notify, CAS: casResolver{e}}
+	return &deploy.Deployer{Root: e.Root, Plugins: e.Plugins().ForDeploy(), Logger: e.Logger, Notify: notify, CAS: casResolver{e}}
 }
 
 // ImportOptions are the inputs of Import.
@@ -98,9 +93,7 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 			opts.Signer = c.Detail
 		}
 	}
-	// Format plugins read the bundle's images (extracted under the root) and
-	// write the workloads' roots and volumes.
-	st, err := e.deployerFor(opts.Notify, sdk.SandboxPolicy{Read: []string{absPath(opts.Bundle)}, Write: []string{e.Root}}).Import(ctx, opts.ImportOptions)
+	st, err := e.Deployer(opts.Notify).Import(ctx, opts.ImportOptions)
 	if err == nil && opts.Checks != nil {
 		opts.Checks(append(rep.Checks, Check{Name: "tar", OK: true,
 			Detail: "images unpacked by their format plugin inside each rootfs: no path outside it, no device nodes"}))
@@ -108,12 +101,18 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 	return st, err
 }
 
-// PS returns the status of every workload of every stack (all, or only running ones).
+// PS returns the status of every workload of every stack (all, or only
+// running ones); the errors say which stacks could not be read, and which
+// are corrupt (their workloads are reported from their records).
 func (e *Engine) PS(ctx context.Context, all bool) ([]deploy.WorkloadStatus, []error) {
 	stacks, errs := deploy.ListStacks(e.Root)
 	d := e.Deployer(nil)
 	var out []deploy.WorkloadStatus
 	for _, st := range stacks {
+		if st.Phase == deploy.PhaseCorrupt {
+			// Its workloads are listed from their records; say why.
+			errs = append(errs, fmt.Errorf("%s (volt stack destroy --force %s removes it)", st.Problem, st.Name))
+		}
 		for _, ws := range d.Status(ctx, st) {
 			if all || ws.Status == sdk.StatusRunning {
 				out = append(out, ws)

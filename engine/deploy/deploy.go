@@ -24,10 +24,13 @@ import (
 	"github.com/volt-cli/volt/sdk"
 )
 
-// Plugins gives the deployer the plugins it needs (engine/pluginhost implements it).
+// Plugins gives the deployer the plugins it needs (engine/pluginhost
+// implements it). Runtime plugins run unconfined (they make namespaces and
+// mounts); a format plugin is started confined by Landlock to policy, the
+// files of one unpack.
 type Plugins interface {
 	Runtime(ctx context.Context, name string) (sdk.Runtime, error)
-	FormatFor(ctx context.Context, format string) (sdk.Format, string, error)
+	FormatFor(ctx context.Context, format string, policy sdk.SandboxPolicy) (sdk.Format, string, error)
 }
 
 // Runtime plugins per workload type.
@@ -520,7 +523,8 @@ func (d *Deployer) prepare(ctx context.Context, r *bundle.Reader, m *bundle.Mani
 			return fmt.Errorf("service %s: %w", w.Service, err)
 		}
 		if w.Type == bundle.TypeContainer {
-			f, plugin, err := d.Plugins.FormatFor(ctx, img.Format)
+			// The plugin reads this image and writes this root, nothing else.
+			f, plugin, err := d.Plugins.FormatFor(ctx, img.Format, sdk.SandboxPolicy{Read: []string{file}, Write: []string{newRoot}})
 			if err != nil {
 				return fmt.Errorf("service %s: unpack %s image: %w", w.Service, img.Format, err)
 			}

@@ -121,7 +121,7 @@ func (d *Deployer) restoreVolumes(ctx context.Context, r *bundle.Reader, stack s
 		if err != nil {
 			return fmt.Errorf("volume %s: %w", e.Name, err)
 		}
-		f, name, err := d.Plugins.FormatFor(ctx, format)
+		f, name, err := d.Plugins.FormatFor(ctx, format, sdk.SandboxPolicy{Read: []string{tmp.Name()}, Write: []string{dst}})
 		if err != nil {
 			return err
 		}

@@ -73,25 +73,20 @@ func (p Policy) String() string {
 	return fmt.Sprintf("landlock: read %v, write %v", p.Sandbox.Read, p.Sandbox.Write)
 }
 
-// Scoped is a view of a Host that starts runtime plugins under RuntimePolicy
-// and format plugins under one Landlock policy: what a caller that needs
-// both for one job (a deployment, an export) hands on.
-type Scoped struct {
-	host   *Host
-	format Policy
-}
+// Deploying is a view of a Host for engine/deploy: runtime plugins start
+// under RuntimePolicy, format plugins under the Landlock policy of each
+// call (one image, one destination).
+type Deploying struct{ host *Host }
 
-// Scope returns the view of h that starts format plugins under format.
-func (h *Host) Scope(format sdk.SandboxPolicy) Scoped {
-	return Scoped{host: h, format: Confined(format)}
-}
+// ForDeploy returns h's view for engine/deploy.
+func (h *Host) ForDeploy() Deploying { return Deploying{host: h} }
 
 // Runtime is Host.Runtime with RuntimePolicy.
-func (s Scoped) Runtime(ctx context.Context, name string) (sdk.Runtime, error) {
+func (s Deploying) Runtime(ctx context.Context, name string) (sdk.Runtime, error) {
 	return s.host.Runtime(ctx, name, RuntimePolicy)
 }
 
-// FormatFor is Host.FormatFor with the scope's Landlock policy.
-func (s Scoped) FormatFor(ctx context.Context, format string) (sdk.Format, string, error) {
-	return s.host.FormatFor(ctx, format, s.format)
+// FormatFor is Host.FormatFor confined to p.
+func (s Deploying) FormatFor(ctx context.Context, format string, p sdk.SandboxPolicy) (sdk.Format, string, error) {
+	return s.host.FormatFor(ctx, format, Confined(p))
 }
