@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
+	"github.com/volt-cli/volt/engine/deploy"
 	"github.com/volt-cli/volt/engine/flock"
 	"github.com/volt-cli/volt/engine/sign"
 )
@@ -199,6 +200,7 @@ func (m *Manager) deployHead(ctx context.Context, src *Source, auth transport.Au
 		}
 		e.Signer = who.Principal
 	}
+	deploy.RemoveStale(m.SourceDir(src.Name), ".work-*") // of a killed build; we hold the source's lock
 	work, err := os.MkdirTemp(m.SourceDir(src.Name), ".work-*")
 	if err != nil {
 		return fail(ResultFailed, err)
@@ -289,8 +291,9 @@ func (m *Manager) Rollback(ctx context.Context, name, to string, onWait func()) 
 	return &e, err
 }
 
-// prune keeps the bundles of the last Keep distinct deployed commits (and
-// the one running) and removes the rest.
+// prune keeps the bundles of the last Keep distinct deployed commits (the
+// one running among them) and removes everything else in the bundles dir.
+// Callers hold the source's lock.
 func (m *Manager) prune(name, running string) {
 	hist, err := m.History(name)
 	if err != nil {
@@ -304,8 +307,9 @@ func (m *Manager) prune(name, running string) {
 	}
 	ents, _ := os.ReadDir(m.BundlesDir(name))
 	for _, e := range ents {
-		c, ok := strings.CutSuffix(e.Name(), ".vbundle")
-		if ok && !keep[c] {
+		// Anything else (a temporary file of a killed build) goes too.
+		c, _ := strings.CutSuffix(e.Name(), ".vbundle")
+		if !keep[c] {
 			if err := os.Remove(filepath.Join(m.BundlesDir(name), e.Name())); err == nil {
 				m.log().Debug("gitops: pruned bundle", "source", name, "commit", short(c))
 			}
