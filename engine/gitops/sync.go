@@ -28,6 +28,9 @@ type Deployer interface {
 	Deploy(ctx context.Context, bundle, stack string) error
 	// TrustStore returns the keys Volt trusts.
 	TrustStore() (*sign.TrustStore, error)
+	// StackDigest returns the manifest digest of the bundle stack runs
+	// ("" if no such stack is deployed).
+	StackDigest(stack string) (string, error)
 }
 
 // DefaultKeep is how many bundles a source keeps for rollback by default.
@@ -134,7 +137,7 @@ func (m *Manager) Sync(ctx context.Context, name string, opts SyncOptions) (*Syn
 	state.LastSync = now
 	state.Head = res.Head
 	switch {
-	case res.Head == state.Deployed:
+	case res.Head == state.Deployed && !m.drifted(src, state):
 		state.LastError, state.Hold = "", ""
 		res.Message = "up to date at " + short(res.Head)
 		return res, m.SaveState(name, state)
@@ -171,6 +174,21 @@ func (m *Manager) Sync(ctx context.Context, name string, opts SyncOptions) (*Syn
 	}
 	m.prune(name, state.Deployed)
 	return res, err
+}
+
+// drifted reports whether the stack no longer runs the bundle the source
+// deployed (destroyed, or replaced by hand): the head is then deployed
+// again, unless the source is suspended.
+func (m *Manager) drifted(src *Source, state *State) bool {
+	if src.Suspended {
+		return false
+	}
+	d, err := m.Deployer.StackDigest(src.Stack)
+	if err != nil || d == state.DeployedDigest {
+		return false
+	}
+	m.log().Warn("gitops: stack drifted from its revision; deploying it again", "source", src.Name, "stack", src.Stack, "runs", d, "want", state.DeployedDigest)
+	return true
 }
 
 // deployHead fetches, checks, builds and deploys one commit and returns
