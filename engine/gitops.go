@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/volt-cli/volt/engine/config"
@@ -78,6 +79,18 @@ func (d *gitopsDeployer) TrustStore() (*sign.TrustStore, error) {
 	defer d.mu.Unlock()
 	d.reload()
 	return d.e.TrustStore(nil, "")
+}
+
+// StackDigest returns the manifest digest of the bundle stack runs ("" if none).
+func (d *gitopsDeployer) StackDigest(stack string) (string, error) {
+	st, err := deploy.LoadStack(d.e.Root, stack)
+	if errors.Is(err, deploy.ErrNoStack) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return st.Bundle.Digest, nil
 }
 
 // reload re-reads the configuration, so a long-running serve follows

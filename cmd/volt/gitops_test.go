@@ -284,6 +284,11 @@ func TestGitOps(t *testing.T) {
 	syscall.Kill(serve.PID, syscall.SIGKILL)
 	waitFor(t, func() bool { return strings.Contains(e.must("gitops", "status").stdout, "died") }, "status to report the killed serve")
 	e.must("gitops", "serve", "--detach", "--addr", "127.0.0.1:0")
+	// Its first poll finds the head running (same bundle digest): no redeploy.
+	time.Sleep(2 * time.Second)
+	if json.Unmarshal([]byte(e.must("gitops", "history", "app", "-o", "json").stdout), &hist); len(hist) != 6 {
+		t.Errorf("the restarted serve redeployed an unchanged head: %d history entries", len(hist))
+	}
 
 	// Stop serve; rm --destroy removes the source and its stack.
 	e.must("gitops", "serve", "--stop")

@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
+	"github.com/volt-cli/volt/engine/deploy"
 	"github.com/volt-cli/volt/engine/flock"
 	"github.com/volt-cli/volt/engine/sign"
 )
@@ -27,6 +28,9 @@ type Deployer interface {
 	Deploy(ctx context.Context, bundle, stack string) error
 	// TrustStore returns the keys Volt trusts.
 	TrustStore() (*sign.TrustStore, error)
+	// StackDigest returns the manifest digest of the bundle stack runs
+	// ("" if no such stack is deployed).
+	StackDigest(stack string) (string, error)
 }
 
 // DefaultKeep is how many bundles a source keeps for rollback by default.
@@ -133,7 +137,7 @@ func (m *Manager) Sync(ctx context.Context, name string, opts SyncOptions) (*Syn
 	state.LastSync = now
 	state.Head = res.Head
 	switch {
-	case res.Head == state.Deployed:
+	case res.Head == state.Deployed && !m.drifted(src, state):
 		state.LastError, state.Hold = "", ""
 		res.Message = "up to date at " + short(res.Head)
 		return res, m.SaveState(name, state)
@@ -172,6 +176,21 @@ func (m *Manager) Sync(ctx context.Context, name string, opts SyncOptions) (*Syn
 	return res, err
 }
 
+// drifted reports whether the stack no longer runs the bundle the source
+// deployed (destroyed, or replaced by hand): the head is then deployed
+// again, unless the source is suspended.
+func (m *Manager) drifted(src *Source, state *State) bool {
+	if src.Suspended {
+		return false
+	}
+	d, err := m.Deployer.StackDigest(src.Stack)
+	if err != nil || d == state.DeployedDigest {
+		return false
+	}
+	m.log().Warn("gitops: stack drifted from its revision; deploying it again", "source", src.Name, "stack", src.Stack, "runs", d, "want", state.DeployedDigest)
+	return true
+}
+
 // deployHead fetches, checks, builds and deploys one commit and returns
 // its history entry; the error is the entry's, for callers that branch.
 func (m *Manager) deployHead(ctx context.Context, src *Source, auth transport.AuthMethod, head plumbing.Hash) (Entry, error) {
@@ -199,6 +218,7 @@ func (m *Manager) deployHead(ctx context.Context, src *Source, auth transport.Au
 		}
 		e.Signer = who.Principal
 	}
+	deploy.RemoveStale(m.SourceDir(src.Name), ".work-*") // of a killed build; we hold the source's lock
 	work, err := os.MkdirTemp(m.SourceDir(src.Name), ".work-*")
 	if err != nil {
 		return fail(ResultFailed, err)
@@ -289,8 +309,9 @@ func (m *Manager) Rollback(ctx context.Context, name, to string, onWait func()) 
 	return &e, err
 }
 
-// prune keeps the bundles of the last Keep distinct deployed commits (and
-// the one running) and removes the rest.
+// prune keeps the bundles of the last Keep distinct deployed commits (the
+// one running among them) and removes everything else in the bundles dir.
+// Callers hold the source's lock.
 func (m *Manager) prune(name, running string) {
 	hist, err := m.History(name)
 	if err != nil {
@@ -304,8 +325,9 @@ func (m *Manager) prune(name, running string) {
 	}
 	ents, _ := os.ReadDir(m.BundlesDir(name))
 	for _, e := range ents {
-		c, ok := strings.CutSuffix(e.Name(), ".vbundle")
-		if ok && !keep[c] {
+		// Anything else (a temporary file of a killed build) goes too.
+		c, _ := strings.CutSuffix(e.Name(), ".vbundle")
+		if !keep[c] {
 			if err := os.Remove(filepath.Join(m.BundlesDir(name), e.Name())); err == nil {
 				m.log().Debug("gitops: pruned bundle", "source", name, "commit", short(c))
 			}

@@ -18,9 +18,10 @@ import (
 // fakeDeployer stands in for the engine: Build copies volt.star into the
 // bundle (failing on a recipe that says "broken"), Deploy records it.
 type fakeDeployer struct {
-	mu       sync.Mutex
-	deployed []string // volt.star contents, in deploy order
-	trust    *sign.TrustStore
+	mu        sync.Mutex
+	deployed  []string // volt.star contents, in deploy order
+	destroyed bool     // the stack was removed behind gitops' back
+	trust     *sign.TrustStore
 }
 
 func (f *fakeDeployer) Build(ctx context.Context, dir, out string) (string, error) {
@@ -45,10 +46,20 @@ func (f *fakeDeployer) Deploy(ctx context.Context, bundle, stack string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deployed = append(f.deployed, strings.TrimSpace(string(b)))
+	f.destroyed = false
 	return nil
 }
 
 func (f *fakeDeployer) TrustStore() (*sign.TrustStore, error) { return f.trust, nil }
+
+func (f *fakeDeployer) StackDigest(stack string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.destroyed || len(f.deployed) == 0 {
+		return "", nil
+	}
+	return "blake3:" + f.deployed[len(f.deployed)-1], nil
+}
 
 func (f *fakeDeployer) last() string {
 	f.mu.Lock()
@@ -143,6 +154,13 @@ func TestSyncHistoryRollback(t *testing.T) {
 	if res, err := m.Sync(ctx, "shop", SyncOptions{}); err != nil || res.Head != c2 || fd.last() != "v2" {
 		t.Fatalf("sync v2: %+v %v", res, err)
 	}
+	// A stack destroyed behind gitops' back is deployed again.
+	fd.mu.Lock()
+	fd.destroyed = true
+	fd.mu.Unlock()
+	if res, err := m.Sync(ctx, "shop", SyncOptions{}); err != nil || !res.Deployed || len(fd.deployed) != 3 || fd.destroyed {
+		t.Fatalf("drift not repaired: %+v %v %v", res, err, fd.deployed)
+	}
 
 	// A broken commit fails, is recorded, and the running version stays.
 	c3 := r.commit("broken")
@@ -191,13 +209,13 @@ func TestSyncHistoryRollback(t *testing.T) {
 	for _, e := range h {
 		got = append(got, fmt.Sprintf("%s:%s:%s", e.Action, e.Result, e.Commit[:7]))
 	}
-	want := []string{"sync:deployed:" + c1[:7], "sync:deployed:" + c2[:7], "sync:failed:" + c3[:7],
+	want := []string{"sync:deployed:" + c1[:7], "sync:deployed:" + c2[:7], "sync:deployed:" + c2[:7], "sync:failed:" + c3[:7],
 		"rollback:deployed:" + c1[:7], "rollback:deployed:" + c2[:7], "sync:deployed:" + c4[:7]}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("history:\n got %v\nwant %v", got, want)
 	}
-	if h[2].Error == "" || h[0].Digest != "blake3:v1" || h[0].Subject != "recipe v1" {
-		t.Errorf("history entries lack detail: %+v", h[:3])
+	if h[3].Error == "" || h[0].Digest != "blake3:v1" || h[0].Subject != "recipe v1" {
+		t.Errorf("history entries lack detail: %+v", h[:4])
 	}
 	// Keep = 2: the bundles of c4 (running) and c2 stay, c1 is pruned.
 	kept := KeptBundles(m.Dir)
