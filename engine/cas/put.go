@@ -75,17 +75,19 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts ...PutOption) (Ref, P
 	loose := s.hasLooseChunks()
 	pw := s.newPackWriter()
 	defer pw.abort()
-	var seen sync.Map
-	var newChunks, newBytes atomic.Int64
+	// split calls store from one goroutine, in the object's order.
+	seen := map[ChunkID]bool{}
+	var newChunks, newBytes int64
 	x, err := s.split(ctx, r, func(id ChunkID, data []byte) error {
-		if _, dup := seen.LoadOrStore(id, struct{}{}); dup || s.hasChunk(id, len(data), loose) {
+		if seen[id] || s.hasChunk(id, len(data), loose) {
 			return nil
 		}
+		seen[id] = true
 		if err := pw.add(id, data); err != nil {
 			return err
 		}
-		newChunks.Add(1)
-		newBytes.Add(int64(len(data)))
+		newChunks++
+		newBytes += int64(len(data))
 		return nil
 	})
 	if err != nil {
@@ -94,7 +96,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader, opts ...PutOption) (Ref, P
 	if _, err := pw.finish(ctx); err != nil {
 		return Ref{}, PutStats{}, fmt.Errorf("put %s: %w", x.Ref, err)
 	}
-	st := PutStats{Size: x.Size, Chunks: len(x.Chunks), NewChunks: int(newChunks.Load()), NewBytes: newBytes.Load()}
+	st := PutStats{Size: x.Size, Chunks: len(x.Chunks), NewChunks: int(newChunks), NewBytes: newBytes}
 	if st.Size > 0 {
 		st.DedupRatio = 1 - float64(st.NewBytes)/float64(st.Size)
 	}

@@ -138,6 +138,8 @@ func TestHandlerServesOnlyTheLayout(t *testing.T) {
 		{"GET", "/" + strings.Replace(ChunkPath(c.ID), "/"+c.ID.String()[:2]+"/", "/00/", 1), 404},
 		{"GET", "/chunks/" + c.ID.String()[:2] + "/" + strings.Repeat("0", 64), 404},
 		{"GET", "/lock", 404},
+		{"GET", "/" + CatalogPath, 404}, // packed chunks are served under chunks/
+		{"GET", "/packs/.catalog.lock", 404},
 		{"GET", "/pins/p", 404},
 		{"GET", "/", 404},
 		{"GET", "/chunks/../lock", 404},
