@@ -528,6 +528,11 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); retur
 // hashes are of exactly the bytes written. A buffer is reused only once
 // both hashers are done with it.
 func (zw *zipWriter) copyStored(ctx context.Context, e *prepEntry, src io.Reader, off int64) ([]byte, uint32, error) {
+	if f, ok := src.(*os.File); ok {
+		if sum, crc, handled, err := zw.copyRange(ctx, e, f, off); handled {
+			return sum, crc, err
+		}
+	}
 	type block struct {
 		b    []byte
 		left atomic.Int32 // hashers still reading b
