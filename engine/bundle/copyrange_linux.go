@@ -4,15 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"os"
-	"sync"
-	"sync/atomic"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/volt-cli/volt/engine/digest"
 )
 
 // copyRangeOff turns copyRange off (tests of the read-and-write path).
@@ -30,41 +25,8 @@ func (zw *zipWriter) copyRange(ctx context.Context, e *prepEntry, src *os.File, 
 	if copyRangeOff {
 		return nil, 0, false, nil
 	}
-	type span struct {
-		m    []byte // the mapping, page-aligned
-		b    []byte // the range within it
-		left atomic.Int32
-	}
-	slots := make(chan struct{}, copyDepth) // spans in flight
-	toBlake, toCRC := make(chan *span, copyDepth), make(chan *span, copyDepth)
-	done := func(s *span) {
-		if s.left.Add(-1) == 0 {
-			unix.Munmap(s.m)
-			<-slots
-		}
-	}
-	h := digest.New()
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for s := range toBlake {
-			h.Write(s.b)
-			done(s)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for s := range toCRC {
-			crc = crc32.Update(crc, crc32.IEEETable, s.b)
-			done(s)
-		}
-	}()
-	finish := func() {
-		close(toBlake)
-		close(toCRC)
-		wg.Wait()
-	}
+	slots := make(chan struct{}, copyDepth) // mapped ranges in flight
+	hp := newHashPair()
 
 	sfd, dfd := int(src.Fd()), int(zw.f.Fd())
 	page := int64(os.Getpagesize())
@@ -72,14 +34,14 @@ func (zw *zipWriter) copyRange(ctx context.Context, e *prepEntry, src *os.File, 
 	var n int64
 	for n < e.size {
 		if err := ctx.Err(); err != nil {
-			finish()
+			hp.wait()
 			return nil, 0, true, err
 		}
 		want := int(min(int64(copyBufSize), e.size-n))
 		start := pos
 		k, err := unix.CopyFileRange(sfd, nil, dfd, &pos, want, 0)
 		if err != nil {
-			finish()
+			hp.wait()
 			if n == 0 && (errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) ||
 				errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EBADF) || errors.Is(err, unix.EPERM)) {
 				return nil, 0, false, nil
@@ -93,17 +55,14 @@ func (zw *zipWriter) copyRange(ctx context.Context, e *prepEntry, src *os.File, 
 		aligned := start &^ (page - 1)
 		m, err := unix.Mmap(dfd, aligned, int(pos-aligned), unix.PROT_READ, unix.MAP_SHARED)
 		if err != nil {
-			finish()
+			hp.wait()
 			return nil, 0, true, fmt.Errorf("entry %q: map the copy to hash it: %w", e.Name, err)
 		}
 		slots <- struct{}{}
-		s := &span{m: m, b: m[start-aligned:]}
-		s.left.Store(2)
-		toBlake <- s
-		toCRC <- s
+		hp.hash(m[start-aligned:], func() { unix.Munmap(m); <-slots })
 		zw.advance(int64(k), pos)
 	}
-	finish()
+	sum, crc = hp.wait()
 	if n != e.size {
 		return nil, 0, true, fmt.Errorf("entry %q: %w: %s has %d bytes, expected %d", e.Name, ErrChanged, e.Path, n, e.size)
 	}
@@ -114,5 +73,5 @@ func (zw *zipWriter) copyRange(ctx context.Context, e *prepEntry, src *os.File, 
 	if _, err := zw.f.Seek(pos, io.SeekStart); err != nil {
 		return nil, 0, true, err
 	}
-	return h.Sum(nil), crc, true, nil
+	return sum, crc, true, nil
 }
