@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Bundle benchmarks (issue: foundation). Makes a test stack of realistic size
-# (several images, SIZE_MB in all, default 2048: incompressible and
-# compressible parts), then times side by side in one run, printing ratios:
+# Bundle benchmarks (issues: foundation, 17, 21). Makes a test stack of
+# realistic size (several images, SIZE_MB in all, default 2048:
+# incompressible and compressible parts), then times side by side in one
+# run, printing ratios:
 #   volt bundle create   vs  zip -0 -r   and   tar -c | zstd -1 -T0
 #   volt bundle verify   vs  b3sum --num-threads 2  (same bytes)
 #   volt bundle inspect  on the big bundle vs on a tiny one
-# and reports create's peak RSS. Needs: zip, zstd, b3sum, GNU time (or /proc).
-#   bash bench/bundle.sh            # SIZE_MB=512 bash bench/bundle.sh for a quick run
+# and reports create's peak RSS. Then, on a Constellation with ONE rootfs
+# tar of BIG_MB (default 1024) and a small image (issues 21 and 17),
+# alternating the tools run by run and taking medians of RUNS (default 5):
+#   volt bundle create   vs  cp -r + sync of the copied files
+#   volt bundle verify   vs  b3sum --num-threads 2  (one big entry)
+# With BASE_BIN=path/to/older/volt, those two rows also time that binary
+# ("today") beside this one ("new"). Needs: zip, zstd, b3sum, GNU time (or /proc).
+#   bash bench/bundle.sh            # SIZE_MB=512 BIG_MB=256 bash bench/bundle.sh for a quick run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -80,3 +87,39 @@ printf '%-40s %8s s  %6s MiB/s   b3sum/volt throughput = %s (target >= 0.9 means
 printf '%-40s %8s s   (tiny bundle: %s s; target < 0.030 s)\n' "volt bundle inspect (big)" "$i_big" "$i_tiny"
 printf '%-40s %8s KiB (target < 102400)\n' "volt bundle create peak RSS" "$rss"
 printf '%-40s %8s\n' "two creates byte-identical" "$identical"
+
+# --- One big image (issues 21 and 17): create vs cp -r + sync, verify vs b3sum.
+BIG_MB=${BIG_MB:-1024}
+RUNS=${RUNS:-5}
+base=${BASE_BIN:-}
+big="$work/big"; mkdir -p "$big/images" "$work/bigsrc/usr"
+head -c "$((BIG_MB * 1024 * 1024 - 20480))" /dev/urandom > "$work/bigsrc/usr/blob"
+tar -C "$work/bigsrc" -cf "$big/images/rootfs.tar" .; rm -rf "$work/bigsrc"
+cp "$work/tiny/images/t.tar" "$big/images/small.tar"
+printf 'version: "1"\nname: big\ncontainers:\n  app: {image: images/rootfs.tar}\n  side: {image: images/small.tar}\n' > "$big/volt-compose.yaml"
+sync; cat "$big"/images/*.tar > /dev/null
+median() { sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]}'; }
+spread() { sort -n | awk '{a[NR]=$1} END {printf "%.2f-%.2f", a[1], a[NR]}'; }
+declare -A T
+for i in $(seq "$RUNS"); do
+  # cp -r + sync: the copied files fsynced one by one (volt fsyncs its one
+  # output file), not a machine-wide sync that would also flush other work.
+  T[cp]+="$(t bash -c "rm -rf $work/cp; cp -r $big $work/cp && sync \$(find $work/cp -type f)") "
+  T[new]+="$(t bash -c "rm -f $work/big-new.vbundle; $volt bundle create $big -o $work/big-new.vbundle") "
+  [ -n "$base" ] && T[base]+="$(t bash -c "rm -f $work/big-base.vbundle; $base bundle create $big -o $work/big-base.vbundle") "
+  T[vb3]+="$(t b3sum --num-threads 2 "$big/images/rootfs.tar") "
+  T[vnew]+="$(t "$volt" bundle verify "$work/big-new.vbundle") "
+  [ -n "$base" ] && T[vbase]+="$(t "$base" bundle verify "$work/big-new.vbundle") "
+done
+m() { tr ' ' '\n' <<<"${T[$1]}" | grep . | median; }
+r() { tr ' ' '\n' <<<"${T[$1]}" | grep . | spread; }
+printf '\nOne %d MiB rootfs tar + a small image, median of %d runs alternated (range in brackets)\n' "$BIG_MB" "$RUNS"
+printf '%-40s %8s s [%s]\n' "cp -r + sync (copied files)" "$(m cp)" "$(r cp)"
+printf '%-40s %8s s [%s]   volt/(cp+sync) = %s (target <= 1.2)\n' "volt bundle create (new)" "$(m new)" "$(r new)" "$(ratio "$(m new)" "$(m cp)")"
+[ -n "$base" ] && printf '%-40s %8s s [%s]   volt/(cp+sync) = %s\n' "volt bundle create (today: $base)" "$(m base)" "$(r base)" "$(ratio "$(m base)" "$(m cp)")"
+printf '%-40s %8s s [%s]\n' "b3sum --num-threads 2 (the big tar)" "$(m vb3)" "$(r vb3)"
+printf '%-40s %8s s [%s]   throughput vs b3sum = %s (target >= 0.9)\n' "volt bundle verify, one big entry (new)" "$(m vnew)" "$(r vnew)" "$(ratio "$(m vb3)" "$(m vnew)")"
+[ -n "$base" ] && printf '%-40s %8s s [%s]   throughput vs b3sum = %s\n' "volt bundle verify (today)" "$(m vbase)" "$(r vbase)" "$(ratio "$(m vb3)" "$(m vbase)")"
+if [ -n "$base" ]; then
+  cmp -s "$work/big-new.vbundle" "$work/big-base.vbundle" && echo "today's and the new create: byte-identical" || echo "today's and the new create DIFFER"
+fi

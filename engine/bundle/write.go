@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"os"
@@ -522,52 +523,31 @@ const (
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
 // copyStored copies a stored entry's e.size bytes from src to zw.f at off
-// and returns their BLAKE3 and CRC-32. One goroutine (the caller) reads
-// each buffer and writes it; a BLAKE3 worker and a CRC-32 worker hash the
-// same buffer meanwhile, so hashing costs no time on the copy's path. The
-// hashes are of exactly the bytes written. A buffer is reused only once
-// both hashers are done with it.
+// and returns their BLAKE3 and CRC-32. A file is copied by the kernel
+// where it can (copyRange); otherwise one goroutine (the caller) reads each
+// buffer and writes it while a BLAKE3 worker and a CRC-32 worker hash the
+// same buffer (hashPair), so hashing costs no time on the copy's path.
+// Either way the hashes are of exactly the bytes written. A buffer is
+// reused only once both hashers are done with it.
 func (zw *zipWriter) copyStored(ctx context.Context, e *prepEntry, src io.Reader, off int64) ([]byte, uint32, error) {
-	type block struct {
-		b    []byte
-		left atomic.Int32 // hashers still reading b
+	if f, ok := src.(*os.File); ok {
+		if sum, crc, handled, err := zw.copyRange(ctx, e, f, off); handled {
+			return sum, crc, err
+		}
 	}
-	free := make(chan *block, copyDepth)
+	free := make(chan []byte, copyDepth)
 	for range copyDepth {
-		free <- &block{b: *copyBufs.Get().(*[]byte)}
+		free <- *copyBufs.Get().(*[]byte)
 	}
-	toBlake, toCRC := make(chan *block, copyDepth), make(chan *block, copyDepth)
-	done := func(bl *block) {
-		if bl.left.Add(-1) == 0 {
-			free <- bl
-		}
-	}
-	h := digest.New()
-	var crc uint32
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for bl := range toBlake {
-			h.Write(bl.b)
-			done(bl)
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for bl := range toCRC {
-			crc = crc32.Update(crc, crc32.IEEETable, bl.b)
-			done(bl)
-		}
-	}()
-	finish := func() {
-		close(toBlake)
-		close(toCRC)
-		wg.Wait()
+	hp := newHashPair()
+	finish := func() ([]byte, uint32) {
+		sum, crc := hp.wait()
 		for range copyDepth {
-			bl := <-free
-			copyBufs.Put(&bl.b)
+			b := <-free
+			b = b[:cap(b)]
+			copyBufs.Put(&b)
 		}
+		return sum, crc
 	}
 
 	pos := off
@@ -577,24 +557,21 @@ func (zw *zipWriter) copyStored(ctx context.Context, e *prepEntry, src io.Reader
 			finish()
 			return nil, 0, err
 		}
-		bl := <-free
-		bl.b = bl.b[:cap(bl.b)]
-		k, rerr := io.ReadFull(src, bl.b)
+		b := (<-free)[:copyBufSize]
+		k, rerr := io.ReadFull(src, b)
 		if k == 0 {
-			free <- bl
+			free <- b
 		} else {
 			n += int64(k)
 			if n > e.size {
-				free <- bl
+				free <- b
 				finish()
 				return nil, 0, fmt.Errorf("entry %q: %w: %s grew past %d bytes", e.Name, ErrChanged, e.Path, e.size)
 			}
-			bl.b = bl.b[:k]
-			bl.left.Store(2)
-			toBlake <- bl
-			toCRC <- bl
-			// The hashers read bl.b while it is written: both only read.
-			if _, err := zw.f.WriteAt(bl.b, pos); err != nil {
+			b = b[:k]
+			hp.hash(b, func() { free <- b })
+			// The hashers read b while it is written: both only read.
+			if _, err := zw.f.WriteAt(b, pos); err != nil {
 				finish()
 				return nil, 0, fmt.Errorf("entry %q: %w", e.Name, err)
 			}
@@ -609,7 +586,7 @@ func (zw *zipWriter) copyStored(ctx context.Context, e *prepEntry, src io.Reader
 			return nil, 0, fmt.Errorf("entry %q: read %s: %w", e.Name, e.Path, rerr)
 		}
 	}
-	finish()
+	sum, crc := finish()
 	if n != e.size {
 		return nil, 0, fmt.Errorf("entry %q: %w: %s has %d bytes, expected %d", e.Name, ErrChanged, e.Path, n, e.size)
 	}
@@ -617,7 +594,68 @@ func (zw *zipWriter) copyStored(ctx context.Context, e *prepEntry, src io.Reader
 	if _, err := zw.f.Seek(pos, io.SeekStart); err != nil {
 		return nil, 0, err
 	}
-	return h.Sum(nil), crc, nil
+	return sum, crc, nil
+}
+
+// hashPair is a BLAKE3 worker and a CRC-32 worker hashing the same byte
+// ranges in the order given, each range to both.
+type hashPair struct {
+	toBlake, toCRC chan *hashed
+	h              hash.Hash
+	crc            uint32
+	wg             sync.WaitGroup
+}
+
+// hashed is a range queued to a hashPair; done runs once both workers
+// have hashed it, so its memory may then be reused.
+type hashed struct {
+	b    []byte
+	left atomic.Int32
+	done func()
+}
+
+func (r *hashed) release() {
+	if r.left.Add(-1) == 0 {
+		r.done()
+	}
+}
+
+// newHashPair starts the two workers; at most copyDepth ranges queue.
+func newHashPair() *hashPair {
+	hp := &hashPair{toBlake: make(chan *hashed, copyDepth), toCRC: make(chan *hashed, copyDepth), h: digest.New()}
+	hp.wg.Add(2)
+	go func() {
+		defer hp.wg.Done()
+		for r := range hp.toBlake {
+			hp.h.Write(r.b)
+			r.release()
+		}
+	}()
+	go func() {
+		defer hp.wg.Done()
+		for r := range hp.toCRC {
+			hp.crc = crc32.Update(hp.crc, crc32.IEEETable, r.b)
+			r.release()
+		}
+	}()
+	return hp
+}
+
+// hash queues b to both workers; done runs when both are done with it.
+func (hp *hashPair) hash(b []byte, done func()) {
+	r := &hashed{b: b, done: done}
+	r.left.Store(2)
+	hp.toBlake <- r
+	hp.toCRC <- r
+}
+
+// wait lets the workers finish what is queued, stops them and returns the
+// BLAKE3 and CRC-32 of everything queued.
+func (hp *hashPair) wait() ([]byte, uint32) {
+	close(hp.toBlake)
+	close(hp.toCRC)
+	hp.wg.Wait()
+	return hp.h.Sum(nil), hp.crc
 }
 
 // writeStored appends a small stored entry and returns its record.

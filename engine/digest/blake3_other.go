@@ -3,7 +3,7 @@
 package digest
 
 // haveKernel: no assembly kernels off amd64 (segmentCV uses guts).
-const haveKernel = false
+var haveKernel = false
 
 // SubtreeKernel reports whether ReaderAt hashes its segments with Volt's
 // AVX-512 kernels: never off amd64.

@@ -105,21 +105,22 @@ func BenchmarkSegment(b *testing.B) {
 	src := memSource(data)
 	buf := make([]byte, BufSize)
 	cvs := make([][8]uint32, SegmentSize/guts.ChunkSize)
-	b.Run("volt", func(b *testing.B) {
-		if !haveKernel {
-			b.Skip("no AVX-512")
-		}
-		b.SetBytes(SegmentSize)
-		for b.Loop() {
-			segmentCV(b.Context(), src, 0, 0, 13, buf, cvs)
-		}
-	})
-	b.Run("guts", func(b *testing.B) {
-		b.SetBytes(SegmentSize)
-		for b.Loop() {
-			segmentCVGuts(b.Context(), src, 0, 0, 13, buf)
-		}
-	})
+	for _, k := range []struct {
+		name   string
+		kernel bool
+	}{{"volt", true}, {"guts", false}} {
+		b.Run(k.name, func(b *testing.B) {
+			if k.kernel && !haveKernel {
+				b.Skip("no AVX-512")
+			}
+			defer func(old bool) { haveKernel = old }(haveKernel)
+			haveKernel = k.kernel
+			b.SetBytes(SegmentSize)
+			for b.Loop() {
+				segmentCV(b.Context(), src, 0, 0, 13, buf, cvs)
+			}
+		})
+	}
 }
 
 // memSource serves a byte slice in place.

@@ -174,25 +174,24 @@ func parallel(ctx context.Context, src source, off, n int64, workers int, report
 // segmentCV hashes the SegmentSize bytes at off, whose first chunk has index
 // counter, and returns the chaining value of that subtree (not a root).
 // cvs is scratch room for one chaining value per chunk of the segment.
-func segmentCV(ctx context.Context, src source, off int64, counter uint64, height int, buf []byte, cvs [][8]uint32) (cv [8]uint32, err error) {
+func segmentCV(ctx context.Context, src source, off int64, counter uint64, height int, buf []byte, cvs [][8]uint32) ([8]uint32, error) {
 	if !haveKernel {
-		return segmentCVGuts(ctx, src, off, counter, height, buf)
+		// lukechampine.com/blake3/guts's SIMD primitives, 16 chunks at a time.
+		var st cvStack
+		err := readSegment(ctx, src, off, buf, func(_ int64, b []byte) {
+			node := guts.CompressBuffer((*[simdBytes]byte)(b), simdBytes, &guts.IV, counter+st.counter, 0)
+			st.push(guts.ChainingValue(node), simdLog)
+		})
+		return st.cvs[height], err
 	}
 	// Volt's kernels (blake3_amd64.s): every chunk's chaining value, 16
 	// chunks a call, then the tree level by level, 16 parents a call.
-	for done := int64(0); done < SegmentSize; {
-		if err := ctx.Err(); err != nil {
-			return cv, err
-		}
-		b, err := src.at(buf, off+done, int(min(int64(len(buf)), SegmentSize-done)))
-		if err != nil {
-			return cv, err
-		}
-		for j := 0; j < len(b); j += simdBytes {
-			c := int(done+int64(j)) / guts.ChunkSize
-			chunkCVs16((*[16][8]uint32)(cvs[c:c+16]), (*[simdBytes]byte)(b[j:j+simdBytes]), counter+uint64(c))
-		}
-		done += int64(len(b))
+	err := readSegment(ctx, src, off, buf, func(at int64, b []byte) {
+		c := int(at / guts.ChunkSize)
+		chunkCVs16((*[16][8]uint32)(cvs[c:c+16]), (*[simdBytes]byte)(b), counter+uint64(c))
+	})
+	if err != nil {
+		return [8]uint32{}, err
 	}
 	n := len(cvs)
 	for ; n >= 32; n /= 2 {
@@ -208,25 +207,23 @@ func segmentCV(ctx context.Context, src source, off int64, counter uint64, heigh
 	return cvs[0], nil
 }
 
-// segmentCVGuts is segmentCV with lukechampine.com/blake3/guts's SIMD
-// primitives, where Volt's kernels do not run.
-func segmentCVGuts(ctx context.Context, src source, off int64, counter uint64, height int, buf []byte) (cv [8]uint32, err error) {
-	var st cvStack
+// readSegment reads the SegmentSize bytes at off, len(buf) at a time, and
+// calls fn with each 16-chunk piece (simdBytes) and its offset in the segment.
+func readSegment(ctx context.Context, src source, off int64, buf []byte, fn func(at int64, b []byte)) error {
 	for done := int64(0); done < SegmentSize; {
 		if err := ctx.Err(); err != nil {
-			return cv, err
+			return err
 		}
 		b, err := src.at(buf, off+done, int(min(int64(len(buf)), SegmentSize-done)))
 		if err != nil {
-			return cv, err
+			return err
 		}
 		for j := 0; j < len(b); j += simdBytes {
-			node := guts.CompressBuffer((*[simdBytes]byte)(b[j:j+simdBytes]), simdBytes, &guts.IV, counter+st.counter, 0)
-			st.push(guts.ChainingValue(node), simdLog)
+			fn(done+int64(j), b[j:j+simdBytes])
 		}
 		done += int64(len(b))
 	}
-	return st.cvs[height], nil
+	return nil
 }
 
 // sequentialAt hashes n bytes at off on the calling goroutine.

@@ -24,6 +24,15 @@ func TestReaderAtMatchesBytes(t *testing.T) {
 		data[i] = byte(rng.Uint32())
 	}
 	sizes := []int{0, 1, 1024, 1025, 2*SegmentSize + 1, 2*SegmentSize + 1024, 3 * SegmentSize, 3*SegmentSize + 1, 3*SegmentSize + 1024, 3*SegmentSize + 1025, 3*SegmentSize + 16*1024, max}
+	// Both subtree paths: Volt's kernels (where the CPU has AVX-512) and guts.
+	defer func(old bool) { haveKernel = old }(haveKernel)
+	for _, kernel := range []bool{haveKernel, false} {
+		haveKernel = kernel
+		readerAtSizes(t, data, sizes)
+	}
+}
+
+func readerAtSizes(t *testing.T, data []byte, sizes []int) {
 	for _, n := range sizes {
 		for _, off := range []int64{0, 7} {
 			if int(off)+n > len(data) {
