@@ -512,3 +512,19 @@ func FormatSize(n int64) string {
 	}
 	return fmt.Sprintf("%.0f %cB", v, "kMGTPE"[exp])
 }
+
+// ErrNoBundle is returned when the local bundle cache holds no bundle of a name.
+var ErrNoBundle = errors.New("no such bundle in the local cache")
+
+// CachedBundle returns the path of the newest cached bundle (what ListBundles
+// shows) named ref, "NAME" or "NAME:VERSION"; ErrNoBundle when none matches.
+func (e *Engine) CachedBundle(ref string) (string, error) {
+	name, version, _ := strings.Cut(ref, ":")
+	list, _ := e.ListBundles()
+	for _, b := range list {
+		if b.Name == name && (version == "" || b.Version == version) {
+			return b.Path, nil
+		}
+	}
+	return "", fmt.Errorf("%q: %w (see: volt bundle list)", ref, ErrNoBundle)
+}

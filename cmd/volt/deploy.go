@@ -26,13 +26,16 @@ func bundleImportCommand() *command {
 		long: `Checks the bundle's structure and every entry's BLAKE3 (and its signature with --verify or
 config bundle.require_signature), unpacks each service's image for this host's platform,
 applies config overlays with ${VAR} expansion, and starts the services in dependency order.
-Importing the same bundle again does nothing; --force replaces a deployed stack. A failed
+BUNDLE is a file, an oci:// reference, or NAME[:VERSION] of a bundle in the local
+cache (volt bundle list). Importing the same bundle again does nothing; --force replaces a deployed stack. A failed
 import leaves the previous deployment running.`,
 		examples: `volt bundle import my-stack.vbundle
 volt bundle import --verify --run-hooks prod.vbundle
 volt bundle import --set DB_PASSWORD=secret --set APP_ENV=staging my-stack.vbundle
 volt bundle import --no-start my-stack.vbundle
 volt bundle import --force my-stack.vbundle
+volt bundle import my-stack        # the newest my-stack in the local cache (volt bundle list)
+volt bundle import my-stack:1.2.0
 volt bundle import oci://registry.example:5000/team/my-stack:v1.2.0`,
 		args: exactArgs(1, "BUNDLE"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
@@ -47,13 +50,12 @@ volt bundle import oci://registry.example:5000/team/my-stack:v1.2.0`,
 				if err != nil {
 					return withHint(exitUsage, err, "")
 				}
-				if !strings.HasPrefix(args[0], "oci://") {
-					if _, err := os.Stat(args[0]); err != nil {
-						return err
-					}
+				src, err := a.bundleArg(args[0])
+				if err != nil {
+					return err
 				}
 				st, err := a.eng.Import(ctx, engine.ImportOptions{
-					ImportOptions: deploy.ImportOptions{Bundle: args[0], Vars: vars, RunHooks: *hooks, NoStart: *noStart, Force: *force, Name: *name},
+					ImportOptions: deploy.ImportOptions{Bundle: src, Vars: vars, RunHooks: *hooks, NoStart: *noStart, Force: *force, Name: *name},
 					Verify:        *verify,
 					Notify:        func(s string) { a.infof("%s", s) },
 					OnWait:        func() { a.infof("waiting for another volt process to finish…") },
@@ -92,10 +94,12 @@ func importError(err error) error {
 
 func psCommand() *command {
 	return &command{
-		name:     "ps",
-		summary:  "List workloads (running ones; -a for all)",
-		usage:    "[-a] [-o json]",
-		examples: "volt ps\nvolt ps -a -o json",
+		name:    "ps",
+		summary: "List workloads (running ones; -a for all)",
+		usage:   "[-a] [-q] [-o json|yaml]",
+		long: `NAME is STACK/SERVICE, the form every workload command takes (a service name alone
+works too when only one stack has it). -q prints only the names, one a line.`,
+		examples: "volt ps\nvolt ps -a -o json\nvolt ps -q | xargs -n1 volt container stop",
 		args:     exactArgs(0, "no arguments"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 			all := fs.BoolP("all", "a", false, "include stopped and failed workloads")
@@ -121,7 +125,14 @@ func printPS(ctx context.Context, a *app, all bool, kind string) error {
 	if a.json() {
 		return a.printJSON(shown)
 	}
-	t := newTable(a.stdout, "NAME", "STACK", "TYPE", "STATUS", "UPTIME")
+	if a.quiet {
+		for _, r := range shown {
+			fmt.Fprintln(a.stdout, r.Stack+"/"+r.Service)
+		}
+		return nil
+	}
+	// NAME is the STACK/SERVICE form every workload command takes.
+	t := newTable(a.stdout, "NAME", "TYPE", "STATUS", "UPTIME")
 	now := time.Now()
 	for _, r := range shown {
 		up := "-"
@@ -132,7 +143,7 @@ func printPS(ctx context.Context, a *app, all bool, kind string) error {
 		if r.Status == sdk.StatusFailed && r.Reason != "" {
 			status += " (" + truncate(r.Reason, 60) + ")"
 		}
-		t.row(r.Service, r.Stack, r.Type, status, up)
+		t.row(r.Stack+"/"+r.Service, r.Type, status, up)
 	}
 	return t.flush()
 }
@@ -192,9 +203,6 @@ func workloadCommand(kind string) *command {
 			setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 				return func(ctx context.Context, a *app, args []string) error {
 					if err := a.eng.WorkloadAction(ctx, verb, args[0]); err != nil {
-						if errors.Is(err, deploy.ErrNoStack) {
-							return &cliError{code: exitNotFound, err: err, hint: "see: volt ps -a"}
-						}
 						return err
 					}
 					a.infof("%s: %s", args[0], map[string]string{"start": "started", "stop": "stopped", "restart": "restarted", "rm": "removed"}[verb])
@@ -292,9 +300,6 @@ func workloadCommand(kind string) *command {
 func printWorkload(ctx context.Context, a *app, ref string) error {
 	w, st, err := a.eng.Inspect(ctx, ref)
 	if err != nil {
-		if errors.Is(err, deploy.ErrNoStack) {
-			return &cliError{code: exitNotFound, err: err, hint: "see: volt ps -a"}
-		}
 		return err
 	}
 	if a.json() {
@@ -372,9 +377,6 @@ func stackCommand() *command {
 					keep := fs.Bool("keep-volumes", false, "keep the stack's named volumes")
 					return func(ctx context.Context, a *app, args []string) error {
 						err := a.eng.DestroyStack(ctx, args[0], deploy.DestroyOptions{RunHooks: *hooks, KeepVolumes: *keep}, func(s string) { a.infof("%s", s) })
-						if errors.Is(err, deploy.ErrNoStack) {
-							return &cliError{code: exitNotFound, err: err, hint: "see: volt stack list"}
-						}
 						if err != nil {
 							return err
 						}
@@ -413,9 +415,6 @@ volt bundle export my-stack --include-volumes -o snapshot.vbundle`,
 				opts.Progress = bar.update
 				m, err := a.eng.Export(ctx, opts)
 				bar.done()
-				if errors.Is(err, deploy.ErrNoStack) {
-					return &cliError{code: exitNotFound, err: err, hint: "see: volt stack list"}
-				}
 				if err != nil {
 					return err
 				}
@@ -424,4 +423,17 @@ volt bundle export my-stack --include-volumes -o snapshot.vbundle`,
 			}
 		},
 	}
+}
+
+// bundleArg resolves a BUNDLE argument: an oci:// reference or an existing
+// file as given, else NAME[:VERSION] of a bundle in the local cache.
+func (a *app) bundleArg(arg string) (string, error) {
+	if strings.HasPrefix(arg, "oci://") {
+		return arg, nil
+	}
+	_, err := os.Stat(arg)
+	if err == nil || strings.ContainsRune(arg, os.PathSeparator) || strings.HasSuffix(arg, ".vbundle") {
+		return arg, err
+	}
+	return a.eng.CachedBundle(arg)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/volt-cli/volt/engine/constellation"
@@ -213,18 +214,32 @@ func (d *Deployer) StatusOf(ctx context.Context, st *Stack, w *Workload) Workloa
 	return row
 }
 
-// Find locates a workload by "stack/service" or by its host-unique name.
+// Find locates a workload by "stack/service", by its host-unique name, or by
+// its service name alone when only one stack has a service of that name.
 func (d *Deployer) Find(ref string) (*Stack, *Workload, error) {
 	stacks, _ := ListStacks(d.Root)
+	var byService []string
+	var st1 *Stack
+	var w1 *Workload
 	for _, st := range stacks {
 		for i := range st.Workloads {
 			w := &st.Workloads[i]
 			if ref == st.Name+"/"+w.Service || ref == w.Name {
 				return st, w, nil
 			}
+			if ref == w.Service {
+				byService = append(byService, st.Name+"/"+w.Service)
+				st1, w1 = st, w
+			}
 		}
 	}
-	return nil, nil, fmt.Errorf("no workload %q (see: volt ps -a): %w", ref, ErrNoStack)
+	switch len(byService) {
+	case 0:
+		return nil, nil, fmt.Errorf("no workload %q (see: volt ps -a): %w", ref, ErrNoStack)
+	case 1:
+		return st1, w1, nil
+	}
+	return nil, nil, fmt.Errorf("%q is ambiguous: name one of %s", ref, strings.Join(byService, ", "))
 }
 
 // Logs writes a workload's log to w.

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestGlobalFlagsAnywhere: global flags work before the command, as in docker.
+func TestGlobalFlagsAnywhere(t *testing.T) {
+	e := newEnv(t)
+	root := filepath.Join(e.dir, "other-root")
+	for _, args := range [][]string{
+		{"--root", root, "ps"},
+		{"--root=" + root, "stack", "list"},
+		{"-o", "json", "ps"},
+		{"-ojson", "ps", "-a"},
+		{"-q", "ps"},
+		{"--no-color", "--debug", "bundle", "list"},
+		{"-o", "yaml", "version"},
+	} {
+		r := e.run(args...)
+		if r.code != 0 {
+			t.Errorf("volt %s: exit %d: %s", strings.Join(args, " "), r.code, r.stderr)
+		}
+	}
+	if r := e.must("-o", "json", "ps"); strings.TrimSpace(r.stdout) != "[]" {
+		t.Errorf("volt -o json ps: %q, want []", r.stdout)
+	}
+	// A state root that cannot be one shows the flag is used.
+	if r := e.run("--root", "/etc/passwd/x", "ps"); !strings.Contains(r.stderr, "/etc/passwd/x/stacks") {
+		t.Errorf("--root before the command was not used: %s", r.stderr)
+	}
+	if r := e.must("-o", "yaml", "version"); !strings.Contains(r.stdout, "version: ") {
+		t.Errorf("-o yaml version: %q", r.stdout)
+	}
+	// A mistyped command still gets its did-you-mean after global flags.
+	if r := e.run("--root", root, "pss"); r.code != exitUsage || !strings.Contains(r.stderr, `did you mean "ps"`) {
+		t.Errorf("volt --root X pss: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestVersionHelpCompletionMan(t *testing.T) {
+	e := newEnv(t)
+	v := e.must("version").stdout
+	if r := e.must("--version"); r.stdout != v {
+		t.Errorf("volt --version = %q, volt version = %q", r.stdout, v)
+	}
+	help := e.must("bundle", "create", "--help").stdout
+	if r := e.must("help", "bundle", "create"); r.stdout != help {
+		t.Errorf("volt help bundle create differs from --help:\n%s", r.stdout)
+	}
+	if r := e.run("help", "bundel"); r.code != exitUsage || !strings.Contains(r.stderr, "unknown command") {
+		t.Errorf("volt help bundel: exit %d: %s", r.code, r.stderr)
+	}
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		if r := e.must("completion", sh); !strings.Contains(r.stdout, "volt __complete") {
+			t.Errorf("completion %s: %q", sh, r.stdout)
+		}
+	}
+	if r := e.run("completion", "tcsh"); r.code != exitUsage {
+		t.Errorf("completion tcsh: exit %d", r.code)
+	}
+	// The bash script completes through the binary itself.
+	script := `source <(volt completion bash)
+COMP_WORDS=(volt bundle cr); COMP_CWORD=2; _volt; echo "${COMPREPLY[@]}"
+COMP_WORDS=(volt ps --a); COMP_CWORD=2; _volt; echo "${COMPREPLY[@]}"`
+	cmd := exec.Command("bash", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(voltBin)+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != "create\n--all\n" {
+		t.Errorf("bash completion: %v: %q", err, out)
+	}
+	dir := filepath.Join(e.dir, "man")
+	e.must("__man", dir)
+	page, err := os.ReadFile(filepath.Join(dir, "volt-bundle-create.1"))
+	if err != nil || !strings.Contains(string(page), ".TH VOLT-BUNDLE-CREATE 1") || !strings.Contains(string(page), "\\-\\-dry\\-run") {
+		t.Errorf("man page: %v\n%s", err, page)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "volt-__man.1")); err == nil {
+		t.Error("hidden command got a man page")
+	}
+}
+
+// oneService writes a stack NAME with one container "web" that prints a
+// line and sleeps.
+func oneService(t *testing.T, dir, name string) {
+	t.Helper()
+	writeFiles(t, dir, map[string]string{
+		"volt-compose.yaml": `version: "1"
+name: ` + name + `
+containers:
+  web:
+    image: images/busybox.tar.gz
+    command: ["/bin/sh", "-c", "echo ` + name + `-up; exec sleep 1000"]
+`,
+	})
+	writeImage(t, dir)
+}
+
+// TestWorkloadNamesAndNotFound: ps shows STACK/SERVICE, every workload
+// command takes each form ps shows, and "not found" is exit 4 everywhere.
+func TestWorkloadNamesAndNotFound(t *testing.T) {
+	needDeploy(t)
+	e := newEnv(t)
+	for _, n := range []string{"alpha", "beta"} {
+		dir := filepath.Join(e.dir, n)
+		oneService(t, dir, n)
+		e.must("bundle", "create", dir) // into the local cache
+		defer e.run("stack", "destroy", n)
+		// bundle import NAME takes what bundle list shows.
+		e.must("bundle", "import", n)
+	}
+	ps := e.must("ps").stdout
+	for _, want := range []string{"alpha/web", "beta/web"} {
+		if !strings.Contains(ps, want) {
+			t.Errorf("ps does not show %s:\n%s", want, ps)
+		}
+	}
+	if q := e.must("ps", "-q").stdout; q != "alpha/web\nbeta/web\n" {
+		t.Errorf("ps -q = %q", q)
+	}
+	if y := e.must("ps", "-o", "yaml").stdout; !strings.Contains(y, "stack: alpha") || !strings.Contains(y, "pid: ") {
+		t.Errorf("ps -o yaml:\n%s", y)
+	}
+	waitFor(t, func() bool { return strings.Contains(e.run("logs", "alpha/web").stdout, "alpha-up") }, "alpha's log")
+	for _, ref := range []string{"alpha/web", "alpha-web"} {
+		if r := e.must("container", "exec", ref, "--", "echo", "in-"+ref); !strings.Contains(r.stdout, "in-"+ref) {
+			t.Errorf("exec %s: %q", ref, r.stdout)
+		}
+	}
+	// A bare service name shared by two stacks is ambiguous, and says which to pick.
+	if r := e.run("logs", "web"); r.code != exitFailure || !strings.Contains(r.stderr, "alpha/web") {
+		t.Errorf("logs web (ambiguous): exit %d: %s", r.code, r.stderr)
+	}
+	e.must("stack", "destroy", "beta")
+	if r := e.must("logs", "web"); !strings.Contains(r.stdout, "alpha-up") {
+		t.Errorf("logs web (unique now): %q", r.stdout)
+	}
+	for _, args := range [][]string{
+		{"logs", "nope/web"},
+		{"container", "exec", "nope/web", "--", "true"},
+		{"container", "shell", "nope/web"},
+		{"container", "inspect", "nope/web"},
+		{"container", "stop", "nope/web"},
+		{"stack", "destroy", "nope"},
+		{"bundle", "import", "nope"},
+		{"bundle", "export", "nope", "-o", filepath.Join(e.dir, "x.vbundle")},
+	} {
+		if r := e.run(args...); r.code != exitNotFound {
+			t.Errorf("volt %s: exit %d, want %d: %s", strings.Join(args, " "), r.code, exitNotFound, r.stderr)
+		}
+	}
+}
