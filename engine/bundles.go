@@ -40,6 +40,8 @@ type CreateOptions struct {
 	MaxSteps uint64
 	// Print receives the recipe's print() output.
 	Print func(string)
+	// Warn receives one line per Constellation key Volt ignores, each once.
+	Warn func(string)
 	// Progress reports bytes written.
 	Progress func(done, total int64)
 	// Format is "vbundle" (default) or "ace" (an ACE zip, containers only).
@@ -80,13 +82,30 @@ func (e *Engine) EvalRecipe(ctx context.Context, opts CreateOptions) (*plan.Plan
 	if steps == 0 {
 		steps = uint64(max(0, e.Config.Int("recipe.max_steps")))
 	}
-	return starlark.Eval(ctx, starlark.Options{
+	so := starlark.Options{
 		Root:     root,
 		File:     file.name,
 		Params:   opts.Params,
 		MaxSteps: steps,
 		Print:    opts.Print,
-	})
+		Warn:     opts.Warn,
+	}
+	if isConstellationFile(file.name) {
+		// -f docker-compose.yml (or a Constellation): the embedded recipe
+		// builds that file.
+		so.File, so.Constellation = "", file.name
+	}
+	return starlark.Eval(ctx, so)
+}
+
+// isConstellationFile reports whether a -f name is a Constellation or
+// compose file (YAML, or a Voltfile) rather than a recipe.
+func isConstellationFile(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".yaml", ".yml":
+		return true
+	}
+	return filepath.Base(name) == "Voltfile"
 }
 
 // recipeLoc is where a recipe file is: its name relative to the recipe

@@ -321,11 +321,15 @@ func (d *Deployer) plan(st *Stack, m *bundle.Manifest, f *constellation.File, or
 			if err != nil {
 				return nil, err
 			}
+			argv, err := ExpandCommand("service "+svc+" command", append(append([]string(nil), c.Entrypoint...), c.Command...), vars)
+			if err != nil {
+				return nil, err
+			}
 			w.Spec = sdk.WorkloadSpec{
 				Name:        w.Name,
 				Root:        filepath.Join(d.Root, "containers", w.Name, "rootfs"),
 				StateDir:    filepath.Join(d.Root, "containers", w.Name, "run"),
-				Command:     append(append([]string(nil), c.Entrypoint...), c.Command...),
+				Command:     argv,
 				Env:         env,
 				WorkingDir:  c.WorkingDir,
 				User:        c.User,
