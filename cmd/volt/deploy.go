@@ -172,15 +172,15 @@ func logsCommand() *command {
 	return &command{
 		name:     "logs",
 		summary:  "Print a workload's log",
-		usage:    "[-f] [-n N] STACK/SERVICE",
+		usage:    "[-f] [-n N] STACK/SERVICE (or NAME as volt ps shows it)",
 		examples: "volt logs hello/hello\nvolt logs -f -n 20 shop/web",
 		args:     exactArgs(1, "STACK/SERVICE"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
-			follow := fs.BoolP("follow", "f", false, "keep printing new lines until Ctrl-C")
+			follow := fs.BoolP("follow", "f", false, "keep printing new lines until the workload ends (or Ctrl-C)")
 			tail := fs.IntP("tail", "n", 0, "print only the last N lines (0 = all)")
 			return func(ctx context.Context, a *app, args []string) error {
 				err := a.eng.Logs(ctx, args[0], *follow, *tail, a.stdout)
-				// Ctrl-C is how -f ends: the call reports a cancellation
+				// Ctrl-C ends -f early: the call reports a cancellation
 				// (ctx, or plugins stopped by the signal), not an error.
 				if *follow && errors.Is(err, context.Canceled) {
 					return nil

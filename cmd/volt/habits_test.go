@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestGlobalFlagsAnywhere: global flags work before the command, as in docker.
@@ -152,5 +153,41 @@ func TestWorkloadNamesAndNotFound(t *testing.T) {
 		if r := e.run(args...); r.code != exitNotFound {
 			t.Errorf("volt %s: exit %d, want %d: %s", strings.Join(args, " "), r.code, exitNotFound, r.stderr)
 		}
+	}
+}
+
+// TestLogsFollowEnds: logs -f returns when the workload ends, and at once
+// for a stopped one.
+func TestLogsFollowEnds(t *testing.T) {
+	needDeploy(t)
+	e := newEnv(t)
+	dir := filepath.Join(e.dir, "app")
+	writeFiles(t, dir, map[string]string{
+		"volt-compose.yaml": `version: "1"
+name: brief
+containers:
+  job:
+    image: images/busybox.tar.gz
+    command: ["/bin/sh", "-c", "echo started; sleep 2; echo finished"]
+`,
+	})
+	writeImage(t, dir)
+	e.must("bundle", "create", dir)
+	defer e.run("stack", "destroy", "brief")
+	e.must("bundle", "import", "brief")
+	done := make(chan result, 1)
+	go func() { done <- e.run("logs", "-f", "brief/job") }()
+	select {
+	case r := <-done:
+		if r.code != 0 || !strings.Contains(r.stdout, "started") || !strings.Contains(r.stdout, "finished") {
+			t.Errorf("logs -f: exit %d, stdout %q, stderr %s", r.code, r.stdout, r.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("logs -f did not return after the workload ended")
+	}
+	// Stopped now: -f prints the log and returns.
+	start := time.Now()
+	if r := e.must("logs", "-f", "brief/job"); !strings.Contains(r.stdout, "finished") || time.Since(start) > 10*time.Second {
+		t.Errorf("logs -f on a stopped workload: %q after %s", r.stdout, time.Since(start))
 	}
 }

@@ -255,8 +255,53 @@ func (d *Deployer) Logs(ctx context.Context, ref string, follow bool, tail int, 
 	if err != nil {
 		return err
 	}
-	return rt.Logs(ctx, *w.Handle, follow, tail, out)
+	if !follow {
+		return rt.Logs(ctx, *w.Handle, false, tail, out)
+	}
+	// Following ends when the workload does, as docker logs -f does: once
+	// it is no longer running, what it wrote last is given a moment to
+	// arrive and the follow is ended.
+	_ = rt.Recover(ctx, *w.Handle) // as Status does, so Inspect sees the live state
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for {
+			ws, err := rt.Inspect(fctx, *w.Handle)
+			if fctx.Err() != nil {
+				return
+			}
+			if err != nil || ws.State != sdk.StatusRunning {
+				select {
+				case <-time.After(followGrace):
+				case <-fctx.Done():
+				}
+				cancel()
+				return
+			}
+			select {
+			case <-time.After(followPoll):
+			case <-fctx.Done():
+				return
+			}
+		}
+	}()
+	err = rt.Logs(fctx, *w.Handle, true, tail, out)
+	cancel()
+	<-ended
+	if ctx.Err() == nil && fctx.Err() != nil {
+		return nil // the workload ended
+	}
+	return err
 }
+
+// followPoll is how often logs -f checks the workload still runs;
+// followGrace how long it then waits for the last output.
+const (
+	followPoll  = 250 * time.Millisecond
+	followGrace = 400 * time.Millisecond
+)
 
 // Exec runs a command in a running workload and returns its exit code.
 func (d *Deployer) Exec(ctx context.Context, ref string, req sdk.ExecRequest) (int, error) {
