@@ -33,6 +33,8 @@ type ImportOptions struct {
 	Notify func(string)
 	// OnWait is called if another volt process holds the state lock.
 	OnWait func()
+	// VerifyProgress reports bytes hashed while the bundle is verified.
+	VerifyProgress func(done, total int64)
 }
 
 // Import verifies and deploys a bundle. The state root is locked for the
@@ -80,7 +82,7 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 		}
 		opts.Bundle = converted
 	}
-	rep, err := e.VerifyBundle(ctx, opts.Bundle, VerifyOptions{RequireSignature: opts.Verify, SkipSignature: !opts.Verify})
+	rep, err := e.VerifyBundle(ctx, opts.Bundle, VerifyOptions{RequireSignature: opts.Verify, SkipSignature: !opts.Verify, Progress: opts.VerifyProgress})
 	if err != nil {
 		return nil, err
 	}

@@ -54,12 +54,17 @@ volt bundle import oci://registry.example:5000/team/my-stack:v1.2.0`,
 				if err != nil {
 					return err
 				}
+				verifying, unpacking := a.progress("verifying"), a.progress("unpacking")
 				st, err := a.eng.Import(ctx, engine.ImportOptions{
-					ImportOptions: deploy.ImportOptions{Bundle: src, Vars: vars, RunHooks: *hooks, NoStart: *noStart, Force: *force, Name: *name},
-					Verify:        *verify,
-					Notify:        func(s string) { a.infof("%s", s) },
-					OnWait:        func() { a.infof("waiting for another volt process to finish…") },
+					ImportOptions: deploy.ImportOptions{Bundle: src, Vars: vars, RunHooks: *hooks, NoStart: *noStart, Force: *force, Name: *name,
+						Progress: func(done, total int64) { verifying.done(); unpacking.update(done, total) }},
+					Verify:         *verify,
+					Notify:         func(s string) { a.infof("%s", s) },
+					OnWait:         func() { a.infof("waiting for another volt process to finish…") },
+					VerifyProgress: verifying.update,
 				})
+				verifying.done()
+				unpacking.done()
 				if errors.Is(err, deploy.ErrUnchanged) {
 					a.infof("%s: nothing to do (use --force to redeploy)", err)
 					return nil

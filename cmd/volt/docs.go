@@ -26,8 +26,8 @@ do not edit by hand below this introduction.
 - Workloads are named STACK/SERVICE, as ` + "`volt ps`" + ` shows them; the host-unique name
   (STACK-SERVICE) and a service name that only one stack has work too.
 - Errors are one line (` + "`volt: …`" + `), followed by a ` + "`hint: …`" + ` line when there is a likely fix.
-- Progress bars appear on stderr only when stdout is a terminal and neither ` + "`-q`" + ` nor
-  ` + "`-o json`" + ` is given. ` + "`NO_COLOR`" + ` (or ` + "`--no-color`" + `) turns off colour and symbols.
+- Progress bars appear on stderr only when stderr is a terminal and neither ` + "`-q`" + ` nor
+  ` + "`-o json`" + ` is given (create, verify, import's verify and unpack, export, push, pull). ` + "`NO_COLOR`" + ` (or ` + "`--no-color`" + `) turns off colour and symbols.
 - ` + "`-o FILE`" + ` names the output file for commands that write one (` + "`bundle create`" + `,
   ` + "`key generate`" + `); ` + "`-o table`" + ` and ` + "`-o json`" + ` are formats everywhere.
 

@@ -191,3 +191,42 @@ containers:
 		t.Errorf("logs -f on a stopped workload: %q after %s", r.stdout, time.Since(start))
 	}
 }
+
+// TestProgressOnlyOnTTY: progress bars go to stderr only when stderr is a
+// terminal (script(1) gives the CLI one), and import has an unpacking bar.
+func TestProgressOnlyOnTTY(t *testing.T) {
+	needDeploy(t)
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("needs script(1)")
+	}
+	e := newEnv(t)
+	dir := filepath.Join(e.dir, "app")
+	oneService(t, dir, "bars")
+	bundlePath := filepath.Join(e.dir, "bars.vbundle")
+	e.must("bundle", "create", dir, "-o", bundlePath)
+	defer e.run("stack", "destroy", "bars")
+	inTTY := func(cmdline string) string {
+		cmd := exec.Command("script", "-qec", cmdline, "/dev/null")
+		cmd.Env = append(os.Environ(), e.vars...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("script -c %q: %v\n%s", cmdline, err, out)
+		}
+		return string(out)
+	}
+	// stdout a terminal, stderr a file: no bar anywhere.
+	errFile := filepath.Join(e.dir, "stderr.log")
+	inTTY(voltBin + " bundle import " + bundlePath + " 2>" + errFile)
+	logged, _ := os.ReadFile(errFile)
+	if strings.Contains(string(logged), "% |") {
+		t.Errorf("a progress bar went to a log file:\n%q", logged)
+	}
+	if !strings.Contains(string(logged), "Deployed stack bars") {
+		t.Errorf("import messages missing from stderr: %q", logged)
+	}
+	// stderr a terminal: the unpacking bar shows.
+	e.must("stack", "destroy", "bars")
+	if out := inTTY(voltBin + " bundle import " + bundlePath); !strings.Contains(out, "\runpacking ") || !strings.Contains(out, "% |") {
+		t.Errorf("no unpacking bar on a terminal:\n%q", out)
+	}
+}

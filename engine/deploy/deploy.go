@@ -99,6 +99,9 @@ type ImportOptions struct {
 	Force bool
 	// Platform is "os/arch" (default: this host's).
 	Platform string
+	// Progress, when set, reports the bytes of images unpacked so far of
+	// the total, after each workload's image.
+	Progress func(done, total int64) `json:"-"`
 }
 
 // HostPlatform returns "linux/<GOARCH>" for this host.
@@ -194,10 +197,23 @@ func (d *Deployer) Import(ctx context.Context, opts ImportOptions) (*Stack, erro
 		sort.Strings(kinds)
 		d.notify("bundle has hooks (%s): not run (use --run-hooks to run them)", strings.Join(kinds, ", "))
 	}
+	var unpacked, total int64
+	for _, w := range work {
+		if img := m.Services[w.Service].Images[platform]; img != nil {
+			total += img.Size
+		}
+	}
+	if opts.Progress != nil && total > 0 {
+		opts.Progress(0, total)
+	}
 	for i := range work {
 		if err := d.prepare(ctx, r, m, &work[i], platform, stage, opts.Vars); err != nil {
 			discardStaged(work)
 			return nil, err
+		}
+		if img := m.Services[work[i].Service].Images[platform]; img != nil && opts.Progress != nil {
+			unpacked += img.Size
+			opts.Progress(unpacked, total)
 		}
 	}
 	hookDir := stackDir(d.Root, name)
