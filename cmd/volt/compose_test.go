@@ -1,6 +1,9 @@
 package main
 
 import (
+	"archive/zip"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -105,5 +108,62 @@ func TestComposeInterpolation(t *testing.T) {
 	waitFor(t, func() bool { log = e.run("logs", "interp/web").stdout; return strings.Contains(log, "env=") }, "the log")
 	if want := "env=staging greeting=hi alt=set"; !strings.Contains(log, want) {
 		t.Errorf("log with --set: %q, want %q", log, want)
+	}
+}
+
+// TestSharedImageStoredOnce: two services on one image (and a copy of it)
+// store it once in the bundle; the bundle verifies and both reference it.
+func TestSharedImageStoredOnce(t *testing.T) {
+	e := newEnv(t)
+	dir := filepath.Join(e.dir, "app")
+	writeFiles(t, dir, map[string]string{"volt-compose.yaml": `version: "1"
+name: shared
+containers:
+  a:
+    image: images/busybox.tar.gz
+  b:
+    image: images/busybox.tar.gz
+  c:
+    image: images/copy.tar.gz
+`})
+	writeImage(t, dir)
+	img, err := os.ReadFile(filepath.Join(dir, "images/busybox.tar.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"images/copy.tar.gz": string(img)})
+	out := filepath.Join(e.dir, "shared.vbundle")
+	e.must("bundle", "create", dir, "-o", out)
+	e.must("bundle", "verify", out)
+	zr, err := zip.OpenReader(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var images []string
+	for _, f := range zr.File {
+		if strings.HasPrefix(f.Name, "images/") {
+			images = append(images, f.Name)
+		}
+	}
+	if len(images) != 1 {
+		t.Errorf("image entries %v, want one shared entry", images)
+	}
+	fi, _ := os.Stat(out)
+	if fi.Size() > int64(len(img))*3/2 {
+		t.Errorf("bundle is %d bytes for one %d-byte image used three times", fi.Size(), len(img))
+	}
+	var m struct {
+		Services map[string]struct {
+			Images map[string]struct{ Path string } `json:"images"`
+		} `json:"services"`
+	}
+	if err := json.Unmarshal([]byte(e.must("bundle", "inspect", out, "--show-manifest").stdout), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"a", "b", "c"} {
+		if p := m.Services[s].Images["linux/amd64"].Path; len(images) == 1 && p != images[0] {
+			t.Errorf("service %s image path %q, want %q", s, p, images[0])
+		}
 	}
 }

@@ -355,6 +355,7 @@ type builder struct {
 	// packed caches staged files by source so one directory packed for two
 	// platforms is packed once per platform only.
 	packed map[string]string
+	images []imageEntry // image files in the bundle, for sharedImage
 }
 
 func (b *builder) add(e bundle.Entry) { b.entries = append(b.entries, e) }
@@ -417,6 +418,9 @@ func (b *builder) image(s *plan.Service, src *plan.ImageSource, pl bundle.Platfo
 		return &bundle.Image{Format: format, Size: size, Digest: dg, CASRef: ref}, nil
 	}
 	name := path.Join("images", s.Name, pl.FileString()+ext)
+	if shared := b.sharedImage(file, name); shared != "" {
+		return &bundle.Image{Path: &shared, Format: format}, nil
+	}
 	b.add(bundle.Entry{Name: name, Path: file})
 	return &bundle.Image{Path: &name, Format: format}, nil
 }
