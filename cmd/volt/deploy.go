@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -279,22 +281,28 @@ func workloadCommand(kind string) *command {
 	if kind == "container" {
 		c.subs = append(c.subs,
 			&command{
-				name: "exec", summary: "Run a command inside a running container", usage: "STACK/SERVICE -- COMMAND [ARG...]",
-				examples: "volt container exec hello/hello -- cat /etc/hello.conf",
+				name: "exec", summary: "Run a command inside a running container", usage: "[-i] [-t] STACK/SERVICE -- COMMAND [ARG...]",
+				long: `-i passes stdin to the command (it is passed anyway when stdin is a pipe or file);
+-t runs it on a pseudo-terminal: the local terminal is put in raw mode, its window size
+follows, and Ctrl-C goes to the command, not to volt. The command's exit code is volt's.`,
+				examples: "volt container exec hello/hello -- cat /etc/hello.conf\nvolt container exec -it hello/hello -- /bin/sh\necho data | volt container exec -i shop/db -- tee /data/x",
 				args:     minArgs(2, "STACK/SERVICE COMMAND..."),
 				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+					interactive := fs.BoolP("interactive", "i", false, "pass stdin to the command")
+					tty := fs.BoolP("tty", "t", false, "run the command on a pseudo-terminal")
 					return func(ctx context.Context, a *app, args []string) error {
-						return execIn(ctx, a, args[0], args[1:])
+						return execIn(ctx, a, args[0], args[1:], *interactive, *tty)
 					}
 				},
 			},
 			&command{
 				name: "shell", summary: "Open /bin/sh inside a running container", usage: "STACK/SERVICE",
+				long:     "The same as volt container exec -it STACK/SERVICE -- /bin/sh (a pseudo-terminal when stdin is a terminal).",
 				examples: "volt container shell hello/hello",
 				args:     exactArgs(1, "STACK/SERVICE"),
 				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 					return func(ctx context.Context, a *app, args []string) error {
-						return execIn(ctx, a, args[0], []string{"/bin/sh"})
+						return execIn(ctx, a, args[0], []string{"/bin/sh"}, true, isTerminal(os.Stdin))
 					}
 				},
 			})
@@ -332,8 +340,26 @@ func printWorkload(ctx context.Context, a *app, ref string) error {
 	return nil
 }
 
-func execIn(ctx context.Context, a *app, ref string, argv []string) error {
-	code, err := a.eng.Exec(ctx, ref, sdk.ExecRequest{Command: argv, Stdin: os.Stdin, Stdout: a.stdout, Stderr: a.stderr})
+// execIn runs argv in a container. With tty the local terminal (if stdin
+// is one) goes raw for the session, so Ctrl-C reaches the command, and its
+// window size follows along.
+func execIn(ctx context.Context, a *app, ref string, argv []string, interactive, tty bool) error {
+	req := sdk.ExecRequest{Command: argv, Stdout: a.stdout, Stderr: a.stderr, TTY: tty}
+	if interactive || !isTerminal(os.Stdin) {
+		req.Stdin = os.Stdin
+	}
+	if tty {
+		term := os.Getenv("TERM")
+		if term == "" {
+			term = "xterm"
+		}
+		req.Env = map[string]string{"TERM": term}
+		if restore, resize := rawTerminal(ctx); restore != nil {
+			defer restore()
+			req.Size, req.Resize = <-resize, resize
+		}
+	}
+	code, err := a.eng.Exec(ctx, ref, req)
 	if err != nil {
 		return err
 	}
@@ -441,4 +467,50 @@ func (a *app) bundleArg(arg string) (string, error) {
 		return arg, err
 	}
 	return a.eng.CachedBundle(arg)
+}
+
+// rawTerminal puts a terminal stdin in raw mode and reports its window size
+// now and on every SIGWINCH on the channel; restore undoes both. It returns
+// nils when stdin is not a terminal.
+func rawTerminal(ctx context.Context) (restore func(), sizes chan sdk.TermSize) {
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return nil, nil
+	}
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return nil, nil
+	}
+	sizes = make(chan sdk.TermSize, 1)
+	size := func() sdk.TermSize {
+		w, h, err := term.GetSize(fd)
+		if err != nil {
+			return sdk.TermSize{}
+		}
+		return sdk.TermSize{Rows: uint16(h), Cols: uint16(w)}
+	}
+	sizes <- size()
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, syscall.SIGWINCH)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-winch:
+				select {
+				case sizes <- size():
+				default:
+				}
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(winch)
+		close(done)
+		term.Restore(fd, old)
+	}, sizes
 }

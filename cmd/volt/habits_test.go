@@ -230,3 +230,72 @@ func TestProgressOnlyOnTTY(t *testing.T) {
 		t.Errorf("no unpacking bar on a terminal:\n%q", out)
 	}
 }
+
+// TestExecTTY: container shell gets a real terminal (tty names /dev/pts/N,
+// a prompt, the window size), Ctrl-C reaches the command, not the CLI, and
+// the shell's exit code is volt's. tmux plays the user's terminal.
+func TestExecTTY(t *testing.T) {
+	needDeploy(t)
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("needs tmux")
+	}
+	e := newEnv(t)
+	dir := filepath.Join(e.dir, "app")
+	oneService(t, dir, "term")
+	e.must("bundle", "create", dir)
+	defer e.run("stack", "destroy", "term")
+	e.must("bundle", "import", "term")
+	waitFor(t, func() bool { return strings.Contains(e.run("logs", "term/web").stdout, "term-up") }, "the container")
+
+	sock := filepath.Join(e.dir, "tmux.sock")
+	status := filepath.Join(e.dir, "status")
+	tmux := func(args ...string) string {
+		out, err := exec.Command("tmux", append([]string{"-S", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	envs := strings.Join(e.vars, " ")
+	tmux("new-session", "-d", "-x", "90", "-y", "30", "sh", "-c",
+		"env "+envs+" "+voltBin+" container shell term/web; echo volt-exit=$? > "+status+"; sleep 60")
+	defer exec.Command("tmux", "-S", sock, "kill-server").Run()
+	screen := func() string { return tmux("capture-pane", "-p", "-S", "-100") }
+	expect := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if strings.Contains(screen(), what) {
+				return
+			}
+		}
+		t.Fatalf("timed out waiting for %q on the terminal:\n%s", what, screen())
+	}
+	expect(" #") // busybox sh prompts ("/ # ") on a terminal
+	tmux("send-keys", "busybox tty; busybox stty size", "Enter")
+	expect("/dev/pts/")
+	expect("30 90")
+	tmux("resize-window", "-x", "100", "-y", "40")
+	time.Sleep(300 * time.Millisecond)
+	tmux("send-keys", "busybox stty size", "Enter")
+	expect("40 100")
+	tmux("send-keys", `sleep 50; echo sl""ept`, "Enter")
+	time.Sleep(500 * time.Millisecond)
+	tmux("send-keys", "C-c")
+	tmux("send-keys", "echo after-ctrl-c=$?", "Enter")
+	expect("after-ctrl-c=130")
+	if strings.Contains(screen(), "slept") {
+		t.Error("Ctrl-C did not interrupt sleep")
+	}
+	tmux("send-keys", "exit 7", "Enter")
+	waitFor(t, func() bool { b, _ := os.ReadFile(status); return len(b) > 0 }, "volt to end")
+	if b, _ := os.ReadFile(status); strings.TrimSpace(string(b)) != "volt-exit=7" {
+		t.Errorf("volt exit: %q\n%s", b, screen())
+	}
+	// exec -it accepts the docker flags; without a terminal -t still gives a pty.
+	if r := e.must("container", "exec", "-i", "-t", "term/web", "--", "busybox", "tty"); !strings.Contains(r.stdout, "/dev/pts/") {
+		t.Errorf("exec -it tty: %q", r.stdout)
+	}
+	if r := e.run("container", "exec", "term/web", "--", "busybox", "tty"); strings.Contains(r.stdout, "/dev/pts/") {
+		t.Errorf("exec without -t got a terminal: %q", r.stdout)
+	}
+}
