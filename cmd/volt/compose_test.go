@@ -97,17 +97,21 @@ func TestComposeInterpolation(t *testing.T) {
 	out := filepath.Join(e.dir, "app.vbundle")
 	e.must("bundle", "create", dir, "-f", "docker-compose.yml", "-o", out)
 	defer e.run("stack", "destroy", "interp")
-	e.must("bundle", "import", out)
-	var log string
-	waitFor(t, func() bool { log = e.run("logs", "interp/web").stdout; return strings.Contains(log, "env=") }, "the log")
-	if want := "env=staging greeting=dflt alt="; !strings.Contains(log, want) {
-		t.Errorf("log %q, want %q", log, want)
-	}
-	e.must("stack", "destroy", "interp")
-	e.must("bundle", "import", "--set", "GREETING=hi", out)
-	waitFor(t, func() bool { log = e.run("logs", "interp/web").stdout; return strings.Contains(log, "env=") }, "the log")
-	if want := "env=staging greeting=hi alt=set"; !strings.Contains(log, want) {
-		t.Errorf("log with --set: %q, want %q", log, want)
+	for _, tc := range []struct{ set, want string }{
+		{"", "env=staging greeting=dflt alt="},
+		{"GREETING=hi", "env=staging greeting=hi alt=set"},
+	} {
+		e.run("stack", "destroy", "interp")
+		args := []string{"bundle", "import", out}
+		if tc.set != "" {
+			args = append(args, "--set", tc.set)
+		}
+		e.must(args...)
+		var log string
+		waitFor(t, func() bool { log = e.run("logs", "interp/web").stdout; return strings.Contains(log, "env=") }, "the log")
+		if !strings.Contains(log, tc.want) {
+			t.Errorf("--set %q: log %q, want %q", tc.set, log, tc.want)
+		}
 	}
 }
 

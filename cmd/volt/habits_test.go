@@ -85,9 +85,16 @@ COMP_WORDS=(volt ps --a); COMP_CWORD=2; _volt; echo "${COMPREPLY[@]}"`
 	}
 }
 
-// oneService writes a stack NAME with one container "web" that prints a
-// line and sleeps.
+// oneService writes a stack NAME with one container "web" that prints
+// NAME-up and sleeps.
 func oneService(t *testing.T, dir, name string) {
+	t.Helper()
+	serviceRunning(t, dir, name, "echo "+name+"-up; exec sleep 1000")
+}
+
+// serviceRunning writes a stack NAME with one container "web" running the
+// shell script script.
+func serviceRunning(t *testing.T, dir, name, script string) {
 	t.Helper()
 	writeFiles(t, dir, map[string]string{
 		"volt-compose.yaml": `version: "1"
@@ -95,7 +102,7 @@ name: ` + name + `
 containers:
   web:
     image: images/busybox.tar.gz
-    command: ["/bin/sh", "-c", "echo ` + name + `-up; exec sleep 1000"]
+    command: ["/bin/sh", "-c", "` + script + `"]
 `,
 	})
 	writeImage(t, dir)
@@ -162,21 +169,12 @@ func TestLogsFollowEnds(t *testing.T) {
 	needDeploy(t)
 	e := newEnv(t)
 	dir := filepath.Join(e.dir, "app")
-	writeFiles(t, dir, map[string]string{
-		"volt-compose.yaml": `version: "1"
-name: brief
-containers:
-  job:
-    image: images/busybox.tar.gz
-    command: ["/bin/sh", "-c", "echo started; sleep 2; echo finished"]
-`,
-	})
-	writeImage(t, dir)
+	serviceRunning(t, dir, "brief", "echo started; sleep 2; echo finished")
 	e.must("bundle", "create", dir)
 	defer e.run("stack", "destroy", "brief")
 	e.must("bundle", "import", "brief")
 	done := make(chan result, 1)
-	go func() { done <- e.run("logs", "-f", "brief/job") }()
+	go func() { done <- e.run("logs", "-f", "brief/web") }()
 	select {
 	case r := <-done:
 		if r.code != 0 || !strings.Contains(r.stdout, "started") || !strings.Contains(r.stdout, "finished") {
@@ -187,7 +185,7 @@ containers:
 	}
 	// Stopped now: -f prints the log and returns.
 	start := time.Now()
-	if r := e.must("logs", "-f", "brief/job"); !strings.Contains(r.stdout, "finished") || time.Since(start) > 10*time.Second {
+	if r := e.must("logs", "-f", "brief/web"); !strings.Contains(r.stdout, "finished") || time.Since(start) > 10*time.Second {
 		t.Errorf("logs -f on a stopped workload: %q after %s", r.stdout, time.Since(start))
 	}
 }
