@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X github.com/volt-cli/volt/engine.Version=$(VERSION)
 PLUGINS := $(notdir $(wildcard plugins/*))
 export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 
-.PHONY: help build plugins test lint fmt demo bench conformance proto clean
+.PHONY: help build plugins test lint fmt demo bench conformance proto man clean
 
 help:
 	@echo "make build   - build bin/volt and bin/volt-plugin-* "
@@ -17,6 +17,7 @@ help:
 	@echo "make bench   - benchmarks against peer tools (bench/README.md)"
 	@echo "make conformance - the OCI distribution-spec conformance suite against volt registry serve"
 	@echo "make proto   - regenerate the plugin protocol's Go code"
+	@echo "make man     - man pages for every command into bin/man (man -l bin/man/volt.1)"
 
 build: $(BIN)/volt plugins
 
@@ -58,6 +59,9 @@ conformance: build
 
 proto:
 	$(MAKE) -C sdk proto
+
+man: $(BIN)/volt
+	$(BIN)/volt __man $(BIN)/man
 
 clean:
 	rm -rf $(BIN)

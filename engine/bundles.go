@@ -42,6 +42,8 @@ type CreateOptions struct {
 	MaxSteps uint64
 	// Print receives the recipe's print() output.
 	Print func(string)
+	// Warn receives one line per Constellation key Volt ignores, each once.
+	Warn func(string)
 	// Progress reports bytes written.
 	Progress func(done, total int64)
 	// Format is "vbundle" (default) or "ace" (an ACE zip, containers only).
@@ -88,14 +90,31 @@ func (e *Engine) evalRecipe(ctx context.Context, opts CreateOptions, deferDigest
 	if steps == 0 {
 		steps = uint64(max(0, e.Config.Int("recipe.max_steps")))
 	}
-	return starlark.Eval(ctx, starlark.Options{
+	so := starlark.Options{
 		Root:              root,
 		DeferImageDigests: deferDigests,
 		File:              file.name,
 		Params:            opts.Params,
 		MaxSteps:          steps,
 		Print:             opts.Print,
-	})
+		Warn:              opts.Warn,
+	}
+	if isConstellationFile(file.name) {
+		// -f docker-compose.yml (or a Constellation): the embedded recipe
+		// builds that file.
+		so.File, so.Constellation = "", file.name
+	}
+	return starlark.Eval(ctx, so)
+}
+
+// isConstellationFile reports whether a -f name is a Constellation or
+// compose file (YAML, or a Voltfile) rather than a recipe.
+func isConstellationFile(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".yaml", ".yml":
+		return true
+	}
+	return filepath.Base(name) == "Voltfile"
 }
 
 // recipeLoc is where a recipe file is: its name relative to the recipe
@@ -560,4 +579,20 @@ func FormatSize(n int64) string {
 		return fmt.Sprintf("%.1f %cB", v, "kMGTPE"[exp])
 	}
 	return fmt.Sprintf("%.0f %cB", v, "kMGTPE"[exp])
+}
+
+// ErrNoBundle is returned when the local bundle cache holds no bundle of a name.
+var ErrNoBundle = errors.New("no such bundle in the local cache")
+
+// CachedBundle returns the path of the newest cached bundle (what ListBundles
+// shows) named ref, "NAME" or "NAME:VERSION"; ErrNoBundle when none matches.
+func (e *Engine) CachedBundle(ref string) (string, error) {
+	name, version, _ := strings.Cut(ref, ":")
+	list, _ := e.ListBundles()
+	for _, b := range list {
+		if b.Name == name && (version == "" || b.Version == version) {
+			return b.Path, nil
+		}
+	}
+	return "", fmt.Errorf("%q: %w (see: volt bundle list)", ref, ErrNoBundle)
 }

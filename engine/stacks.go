@@ -41,6 +41,8 @@ type ImportOptions struct {
 	// "tar" (every image unpacked by its format plugin inside its rootfs,
 	// device nodes skipped).
 	Checks func([]Check)
+	// VerifyProgress reports bytes hashed while the bundle is verified.
+	VerifyProgress func(done, total int64)
 }
 
 // Import verifies and deploys a bundle. The state root is locked for the
@@ -84,7 +86,7 @@ func (e *Engine) Import(ctx context.Context, opts ImportOptions) (*deploy.Stack,
 		}
 		opts.Bundle = converted
 	}
-	rep, err := e.VerifyBundle(ctx, opts.Bundle, VerifyOptions{RequireSignature: opts.Verify, SkipSignature: !opts.Verify})
+	rep, err := e.VerifyBundle(ctx, opts.Bundle, VerifyOptions{RequireSignature: opts.Verify, SkipSignature: !opts.Verify, Progress: opts.VerifyProgress})
 	if err != nil {
 		return nil, err
 	}

@@ -113,6 +113,18 @@ type ExecRequest struct {
 	Stdin   io.Reader
 	Stdout  io.Writer
 	Stderr  io.Writer
+	// TTY runs the command on a new pseudo-terminal of Size: everything it
+	// writes goes to Stdout (Stderr is unused), and terminal control bytes
+	// in Stdin (Ctrl-C, Ctrl-Z) act on it. Resize delivers window changes;
+	// the runtime stops reading it when the command ends.
+	TTY    bool
+	Size   TermSize
+	Resize <-chan TermSize
+}
+
+// TermSize is a terminal window size in character cells (zero: unknown).
+type TermSize struct {
+	Rows, Cols uint16
 }
 
 // RunRequest is a build step: run commands in a scratch rootfs, network off.

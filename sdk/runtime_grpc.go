@@ -118,25 +118,56 @@ func (c *runtimeClient) Exec(ctx context.Context, h Handle, req ExecRequest) (in
 	if err != nil {
 		return -1, fromStatus(err)
 	}
-	start := &pb.ExecStart{Handle: handleToPB(h), Command: req.Command, Env: req.Env, HasStdin: req.Stdin != nil}
+	start := &pb.ExecStart{Handle: handleToPB(h), Command: req.Command, Env: req.Env, HasStdin: req.Stdin != nil, Tty: req.TTY}
+	if req.TTY {
+		start.Size = &pb.TermSize{Rows: uint32(req.Size.Rows), Cols: uint32(req.Size.Cols)}
+	}
 	if err := s.Send(&pb.ExecInput{Msg: &pb.ExecInput_Start{Start: start}}); err != nil {
 		return -1, fromStatus(recvErr(s, err))
 	}
+	// Stdin and window sizes are sent from two goroutines; a gRPC stream
+	// takes one sender at a time.
+	var sendMu sync.Mutex
+	send := func(m *pb.ExecInput) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return s.Send(m)
+	}
+	if req.TTY && req.Resize != nil {
+		go func() {
+			for {
+				select {
+				case sz := <-req.Resize:
+					if send(&pb.ExecInput{Msg: &pb.ExecInput_Resize{Resize: &pb.TermSize{Rows: uint32(sz.Rows), Cols: uint32(sz.Cols)}}}) != nil {
+						return
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
 	if req.Stdin == nil {
-		_ = s.CloseSend()
+		if !req.TTY || req.Resize == nil {
+			_ = s.CloseSend()
+		}
 	} else {
 		go func() {
 			buf := make([]byte, chunkSize)
 			for {
 				n, rerr := req.Stdin.Read(buf)
 				if n > 0 {
-					if s.Send(&pb.ExecInput{Msg: &pb.ExecInput_Stdin{Stdin: buf[:n]}}) != nil {
+					if send(&pb.ExecInput{Msg: &pb.ExecInput_Stdin{Stdin: buf[:n]}}) != nil {
 						return
 					}
 				}
 				if rerr != nil {
-					_ = s.Send(&pb.ExecInput{Msg: &pb.ExecInput_StdinClose{StdinClose: true}})
-					_ = s.CloseSend()
+					_ = send(&pb.ExecInput{Msg: &pb.ExecInput_StdinClose{StdinClose: true}})
+					if !req.TTY || req.Resize == nil {
+						sendMu.Lock()
+						_ = s.CloseSend()
+						sendMu.Unlock()
+					}
 					return
 				}
 			}
@@ -328,10 +359,23 @@ func (s *runtimeServer) Exec(st pb.Runtime_ExecServer) error {
 			return st.Send(&pb.ExecOutput{Msg: &pb.ExecOutput_Stderr{Stderr: p}})
 		}},
 	}
+	ctx, cancel := context.WithCancel(st.Context())
+	defer cancel()
+	var resize chan TermSize
+	if start.GetTty() {
+		req.TTY = true
+		req.Size = TermSize{Rows: uint16(start.GetSize().GetRows()), Cols: uint16(start.GetSize().GetCols())}
+		resize = make(chan TermSize, 1)
+		req.Resize = resize
+	}
+	var pw *io.PipeWriter
 	if start.GetHasStdin() {
-		pr, pw := io.Pipe()
+		var pr *io.PipeReader
+		pr, pw = io.Pipe()
 		defer pr.Close()
 		req.Stdin = pr
+	}
+	if pw != nil || resize != nil {
 		go func() {
 			for {
 				m, err := st.Recv()
@@ -339,22 +383,45 @@ func (s *runtimeServer) Exec(st pb.Runtime_ExecServer) error {
 					if errors.Is(err, io.EOF) {
 						err = nil
 					}
-					pw.CloseWithError(err)
+					if pw != nil {
+						pw.CloseWithError(err)
+					}
 					return
 				}
 				switch x := m.GetMsg().(type) {
 				case *pb.ExecInput_Stdin:
+					if pw == nil {
+						continue
+					}
 					if _, err := pw.Write(x.Stdin); err != nil {
 						return
 					}
 				case *pb.ExecInput_StdinClose:
-					pw.Close()
-					return
+					if pw != nil {
+						pw.Close()
+					}
+					if resize == nil {
+						return
+					}
+				case *pb.ExecInput_Resize:
+					if resize == nil {
+						continue
+					}
+					sz := TermSize{Rows: uint16(x.Resize.GetRows()), Cols: uint16(x.Resize.GetCols())}
+					select { // only the newest size matters
+					case <-resize:
+					default:
+					}
+					select {
+					case resize <- sz:
+					case <-ctx.Done():
+						return
+					}
 				}
 			}
 		}()
 	}
-	code, err := s.impl.Exec(st.Context(), handleFromPB(start.GetHandle()), req)
+	code, err := s.impl.Exec(ctx, handleFromPB(start.GetHandle()), req)
 	if err != nil {
 		return toStatus(err)
 	}

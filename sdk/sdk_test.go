@@ -55,6 +55,13 @@ func (f *fakeRuntime) Logs(_ context.Context, _ sdk.Handle, _ bool, tail int, w 
 	return f.err
 }
 func (f *fakeRuntime) Exec(_ context.Context, _ sdk.Handle, req sdk.ExecRequest) (int, error) {
+	if req.TTY {
+		// Report the first size, stdin, then the next resize.
+		b, _ := io.ReadAll(req.Stdin)
+		sz := <-req.Resize
+		fmt.Fprintf(req.Stdout, "tty %dx%d;%sresize %dx%d", req.Size.Rows, req.Size.Cols, b, sz.Rows, sz.Cols)
+		return 0, f.err
+	}
 	if req.Stdin == nil {
 		fmt.Fprint(req.Stderr, "no stdin")
 		return 5, f.err
@@ -107,6 +114,15 @@ func TestRuntimeRoundTrip(t *testing.T) {
 	code, err = rt.Exec(ctx, h, sdk.ExecRequest{Command: []string{"x"}, Stderr: &errb})
 	if err != nil || code != 5 || errb.String() != "no stdin" {
 		t.Errorf("Exec without stdin = %d, %q, %v", code, errb.String(), err)
+	}
+	// A terminal session: size, a resize and stdin all cross the wire.
+	resize := make(chan sdk.TermSize, 1)
+	resize <- sdk.TermSize{Rows: 50, Cols: 132}
+	out.Reset()
+	code, err = rt.Exec(ctx, h, sdk.ExecRequest{Command: []string{"sh"}, TTY: true, Size: sdk.TermSize{Rows: 24, Cols: 80},
+		Resize: resize, Stdin: strings.NewReader("ls\n"), Stdout: &out})
+	if err != nil || code != 0 || out.String() != "tty 24x80;ls\nresize 50x132" {
+		t.Errorf("Exec with a tty = %d, %q, %v", code, out.String(), err)
 	}
 	var runOut bytes.Buffer
 	code, err = rt.Run(ctx, sdk.RunRequest{Root: "/scratch", Command: []string{"make"}, Output: &runOut})

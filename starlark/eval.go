@@ -46,6 +46,14 @@ type Options struct {
 	MaxSteps uint64
 	// Print receives print() output; nil discards it.
 	Print func(msg string)
+	// Constellation, when set, is the Constellation file (relative to Root)
+	// read by constellation() without a path, and File "" then means
+	// DefaultRecipe even where a volt.star exists: `bundle create -f
+	// docker-compose.yml` builds that file with the embedded recipe.
+	Constellation string
+	// Warn receives one line per ignored Constellation key ("file:line:col:
+	// path: not supported by Volt; ignored"), each at most once; nil discards them.
+	Warn func(msg string)
 }
 
 // fileOptions are the Starlark dialect options for every recipe and
@@ -82,6 +90,8 @@ type evaluator struct {
 
 	predeclared sl.StringDict // for recipes
 	stdlibPre   sl.StringDict // for @volt// modules (adds native)
+
+	warned map[string]bool // Constellation warnings already given to opts.Warn
 
 	budget uint64 // steps left for the whole evaluation
 	fatal  *Diagnostic
@@ -157,7 +167,7 @@ func (ev *evaluator) run() (p *plan.Plan, err error) {
 	recipe := entry
 	if entry == "" {
 		entry, recipe = DefaultFile, DefaultFile
-		if _, err := os.Lstat(filepath.Join(ev.root, DefaultFile)); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(filepath.Join(ev.root, DefaultFile)); errors.Is(err, fs.ErrNotExist) || ev.opts.Constellation != "" {
 			entry, recipe = DefaultRecipe, ""
 		}
 	}

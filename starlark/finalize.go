@@ -311,10 +311,28 @@ func (ev *evaluator) constellationDiag(err error) *Diagnostic {
 }
 
 // bConstellation implements constellation(path).
+// warn gives each warning to opts.Warn once per evaluation.
+func (ev *evaluator) warn(msgs []string) {
+	if ev.opts.Warn == nil {
+		return
+	}
+	if ev.warned == nil {
+		ev.warned = map[string]bool{}
+	}
+	for _, m := range msgs {
+		if !ev.warned[m] {
+			ev.warned[m] = true
+			ev.opts.Warn(m)
+		}
+	}
+}
+
 func (ev *evaluator) bConstellation(c *call) (sl.Value, error) {
 	var rel string
 	if c.has("path") {
 		rel = c.str("path")
+	} else if ev.opts.Constellation != "" {
+		rel = filepath.ToSlash(ev.opts.Constellation)
 	} else {
 		found, err := constellation.FindFile(ev.root)
 		if err != nil {
@@ -352,11 +370,21 @@ func (ev *evaluator) bConstellation(c *call) (sl.Value, error) {
 	if _, err := ev.input(rel, c.at); err != nil {
 		return nil, err
 	}
+	ev.warn(f.Warnings)
 	platSet := map[string]bool{}
+	// userAt is where a workload's key was written in the user's file, so
+	// errors about it point there, not into the recipe that read the file.
+	userAt := func(name, key string) plan.Pos {
+		if p := f.WorkloadPosition(name, key); p.Line > 0 {
+			return plan.Pos{File: rel, Line: p.Line, Col: p.Col}
+		}
+		return c.at
+	}
 	declare := func(name, typ string, ref constellation.ImageRef, cfgs []constellation.ConfigRef) (*serviceDecl, error) {
-		s := &serviceDecl{name: name, typ: typ, at: c.at, depsAt: c.at, imageAt: c.at}
+		imageAt := userAt(name, "image")
+		s := &serviceDecl{name: name, typ: typ, at: c.at, depsAt: c.at, imageAt: imageAt}
 		kindOf := func(p string) (*plan.ImageSource, error) {
-			return ev.guessImage(p, typ, c.at)
+			return ev.guessImage(p, typ, imageAt)
 		}
 		if ref.Single != "" {
 			src, err := kindOf(ref.Single)
@@ -381,7 +409,7 @@ func (ev *evaluator) bConstellation(c *call) (sl.Value, error) {
 			if cfg, ok := f.Configs[src]; ok && cfg != nil && cfg.File != "" {
 				src = cfg.File
 			}
-			p, err := ev.input(src, c.at)
+			p, err := ev.input(src, userAt(name, "configs"))
 			if err != nil {
 				return nil, err
 			}
@@ -397,7 +425,7 @@ func (ev *evaluator) bConstellation(c *call) (sl.Value, error) {
 			return nil, err
 		}
 		for i, ef := range ct.EnvFile {
-			p, err := ev.input(ef, c.at)
+			p, err := ev.input(ef, userAt(n, "env_file"))
 			if err != nil {
 				return nil, err
 			}

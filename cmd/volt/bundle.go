@@ -42,12 +42,15 @@ func bundleCreateCommand() *command {
 		summary: "Build a bundle from a recipe (volt.star) or a Constellation",
 		usage:   "[DIR] [-f RECIPE] [--set K=V]... [-o FILE] [--sign --sign-key KEY] [--platforms P,...] [--dry-run]",
 		long: `Evaluates DIR/volt.star (or -f FILE); a directory without a recipe is built by the
-embedded default recipe from its volt-compose.yaml / Voltfile. The bundle is written
+embedded default recipe from its volt-compose.yaml / Voltfile, and so is a Constellation
+or docker-compose file given with -f (-f docker-compose.yml, -f compose.yaml). Compose keys
+Volt does not support are warned about, once each, with their file:line. The bundle is written
 atomically to -o FILE, or into the local bundle cache ($VOLT_ROOT/bundles) without -o.
 Two creates of the same inputs give byte-identical files (timestamps come from
 SOURCE_DATE_EPOCH, else the newest input).`,
 		examples: `cd examples/hello && volt bundle create -o hello.vbundle
 volt bundle create -f recipes/web.star --set replicas=3 -o web.vbundle
+volt bundle create -f docker-compose.yml -o app.vbundle
 volt bundle create --sign --sign-key ~/.config/volt/signing-key --platforms linux/amd64,linux/arm64 -o x.vbundle
 volt bundle create --dry-run -o json
 volt bundle create --format ace --platforms android/arm64-v8a -o project.zip
@@ -60,7 +63,7 @@ volt bundle create --cas -o small.vbundle`,
 			return nil
 		},
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
-			file := fs.StringP("file", "f", "", "recipe file, relative to DIR (default volt.star); an absolute path without DIR makes its directory the root")
+			file := fs.StringP("file", "f", "", "recipe (.star) or Constellation/compose file (.yaml, .yml, Voltfile), relative to DIR (default volt.star); an absolute path without DIR makes its directory the root")
 			out := fs.String("out", "", "output file (same as -o FILE when -o is not a format)")
 			sets := fs.StringArray("set", nil, "recipe parameter KEY=VALUE (repeatable)")
 			platforms := fs.StringSlice("platforms", nil, "only these platforms, e.g. linux/amd64,linux/arm64")
@@ -85,6 +88,7 @@ volt bundle create --cas -o small.vbundle`,
 					Recipe: *file, Params: params, Output: output, Platforms: *platforms,
 					DryRun: *dry, MaxSteps: *maxSteps, Format: *format, CAS: *useCAS,
 					Print: func(s string) { fmt.Fprintln(a.stderr, s) },
+					Warn:  func(s string) { fmt.Fprintf(a.stderr, "volt: warning: %s\n", s) },
 				}
 				if len(args) == 1 {
 					opts.Dir = args[0]

@@ -11,7 +11,13 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/volt-cli/volt/engine"
+	"github.com/volt-cli/volt/engine/cas"
+	"github.com/volt-cli/volt/engine/deploy"
+	"github.com/volt-cli/volt/engine/pluginhost"
+	"github.com/volt-cli/volt/engine/registry"
 	"github.com/volt-cli/volt/engine/suggest"
+	"github.com/volt-cli/volt/sdk"
 )
 
 // Exit codes (documented in docs/cli.md).
@@ -39,6 +45,10 @@ type command struct {
 	// oFile means -o takes a file name as well as a format: any value other
 	// than table/json is the output file (app.outFile).
 	oFile bool
+	// local commands run without opening the engine (help, completion).
+	local bool
+	// hidden commands are left out of help, docs and completion.
+	hidden bool
 }
 
 // usageError is a mistake in how the CLI was called (exit 2).
@@ -84,13 +94,23 @@ func minArgs(n int, what string) func([]string) error {
 }
 
 // find walks args down the tree and returns the deepest command and the rest.
+// Global flags may come before the command, as in docker and podman
+// (volt --root X -o json ps): they are skipped on the walk and handed on
+// with the rest, where the command's flag set parses them.
 func (c *command) find(args []string) (*command, []string, []string) {
 	path := []string{c.name}
 	cur := c
+	var globals []string
+	global := (&app{}).globalFlags()
 	for len(args) > 0 && len(cur.subs) > 0 {
 		a := args[0]
 		if strings.HasPrefix(a, "-") {
-			break
+			n := globalFlagArgs(global, a)
+			if n == 0 || n > len(args) {
+				break
+			}
+			globals, args = append(globals, args[:n]...), args[n:]
+			continue
 		}
 		var next *command
 		for _, s := range cur.subs {
@@ -103,7 +123,33 @@ func (c *command) find(args []string) (*command, []string, []string) {
 		}
 		cur, path, args = next, append(path, a), args[1:]
 	}
-	return cur, path, args
+	return cur, path, append(globals, args...)
+}
+
+// globalFlagArgs says how many arguments the global flag arg takes up (1, or
+// 2 when its value is the next argument), or 0 when arg is not a global flag.
+func globalFlagArgs(global *pflag.FlagSet, arg string) int {
+	name, _, hasValue := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	var f *pflag.Flag
+	switch {
+	case strings.HasPrefix(arg, "--"):
+		f = global.Lookup(name)
+	case len(name) == 1:
+		f = global.ShorthandLookup(name)
+	case len(name) > 1:
+		// -ojson: a shorthand with its value attached.
+		if f = global.ShorthandLookup(name[:1]); f != nil && f.NoOptDefVal == "" {
+			return 1
+		}
+		return 0
+	}
+	if f == nil {
+		return 0
+	}
+	if hasValue || f.NoOptDefVal != "" {
+		return 1
+	}
+	return 2
 }
 
 func (c *command) subNames() []string {
@@ -128,7 +174,9 @@ func printHelp(w io.Writer, c *command, path []string, fs *pflag.FlagSet, global
 		subs := append([]*command(nil), c.subs...)
 		sort.Slice(subs, func(i, j int) bool { return subs[i].name < subs[j].name })
 		for _, s := range subs {
-			fmt.Fprintf(w, "  %-12s %s\n", s.name, s.summary)
+			if !s.hidden {
+				fmt.Fprintf(w, "  %-12s %s\n", s.name, s.summary)
+			}
 		}
 		fmt.Fprintln(w)
 	} else {
@@ -152,6 +200,14 @@ func printHelp(w io.Writer, c *command, path []string, fs *pflag.FlagSet, global
 
 // execute parses args against the tree and runs the selected command.
 func execute(ctx context.Context, root *command, a *app, args []string) error {
+	if len(args) > 0 && args[0] == "__complete" {
+		// The completion scripts' helper: the words typed so far may hold
+		// any flags, so nothing is parsed.
+		for _, c := range completions(root, args[1:]) {
+			fmt.Fprintln(a.stdout, c)
+		}
+		return nil
+	}
 	cmd, path, rest := root.find(args)
 	fs := pflag.NewFlagSet(strings.Join(path, " "), pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -163,6 +219,10 @@ func execute(ctx context.Context, root *command, a *app, args []string) error {
 	}
 	fs.AddFlagSet(global)
 	help := fs.BoolP("help", "h", false, "show help for this command")
+	var version *bool
+	if cmd == root {
+		version = fs.Bool("version", false, "print Volt's version (as volt version)")
+	}
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			*help = true
@@ -181,6 +241,12 @@ func execute(ctx context.Context, root *command, a *app, args []string) error {
 		printHelp(a.stdout, cmd, path, own, global)
 		return nil
 	}
+	if version != nil && *version {
+		if err := a.checkOutput(); err != nil {
+			return err
+		}
+		return printVersion(a)
+	}
 	if run == nil {
 		pos := fs.Args()
 		if len(pos) > 0 {
@@ -193,11 +259,16 @@ func execute(ctx context.Context, root *command, a *app, args []string) error {
 		printHelp(a.stderr, cmd, path, nil, global)
 		return withHint(exitUsage, usagef("%s needs a command", strings.Join(path, " ")), "")
 	}
-	if cmd.oFile && a.output != "" && a.output != "table" && a.output != "json" && a.output != "text" {
+	if cmd.oFile && a.output != "" && a.output != "table" && a.output != "json" && a.output != "yaml" && a.output != "text" {
 		a.outFile, a.output = a.output, "table"
 	}
-	if err := a.init(); err != nil {
+	if err := a.checkOutput(); err != nil {
 		return err
+	}
+	if !cmd.local {
+		if err := a.init(); err != nil {
+			return err
+		}
 	}
 	if cmd.args != nil {
 		if err := cmd.args(fs.Args()); err != nil {
@@ -208,15 +279,32 @@ func execute(ctx context.Context, root *command, a *app, args []string) error {
 	return run(ctx, a, fs.Args())
 }
 
-// exitCode maps an error to the process exit code.
+// notFound are the packages' sentinels for "no such thing": every command
+// that meets one exits exitNotFound, whichever package reported it.
+var notFound = []error{
+	deploy.ErrNoStack,            // stack or workload
+	sdk.ErrNotFound,              // a runtime's workload, a format's entry
+	pluginhost.ErrPluginNotFound, // plugin
+	registry.ErrNotFound,         // registry repository, tag or blob
+	cas.ErrMissing,               // CAS object
+	engine.ErrNoBundle,           // bundle in the local cache
+}
+
+// exitCode maps an error to the process exit code: the one place where the
+// engine's errors become the documented codes (docs/cli.md).
 func exitCode(err error) int {
 	var ce *cliError
-	if errors.As(err, &ce) {
+	if errors.As(err, &ce) && ce.code != exitFailure {
 		return ce.code
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return exitUsage
+	}
+	for _, s := range notFound {
+		if errors.Is(err, s) {
+			return exitNotFound
+		}
 	}
 	if errors.Is(err, context.Canceled) {
 		return 130
@@ -229,8 +317,11 @@ func reportError(w io.Writer, err error) {
 	msg := err.Error()
 	fmt.Fprintf(w, "volt: %s\n", msg)
 	var ce *cliError
-	if errors.As(err, &ce) && ce.hint != "" {
+	switch {
+	case errors.As(err, &ce) && ce.hint != "":
 		fmt.Fprintf(w, "hint: %s\n", ce.hint)
+	case errors.Is(err, deploy.ErrNoStack) && !strings.Contains(msg, "see: "):
+		fmt.Fprintf(w, "hint: see: volt stack list, volt ps -a\n")
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -26,15 +28,18 @@ func bundleImportCommand() *command {
 		long: `Checks the bundle's structure and every entry's BLAKE3 (and its signature with --verify or
 config bundle.require_signature), unpacks each service's image for this host's platform,
 applies config overlays with ${VAR} expansion, and starts the services in dependency order.
-Importing the same bundle again does nothing; --force replaces a deployed stack. A failed
-import leaves the previous deployment running. Device nodes in images are never created
-(each skipped with a warning). With -o json the stack is printed with "checks": the
-checks that ran (zip, structure, signature, integrity, tar).`,
+BUNDLE is a file, an oci:// reference, or NAME[:VERSION] of a bundle in the local
+cache (volt bundle list). Importing the same bundle again does nothing; --force replaces a
+deployed stack. A failed import leaves the previous deployment running. Device nodes in images
+are never created (each skipped with a warning). With -o json the stack is printed with
+"checks": the checks that ran (zip, structure, signature, integrity, tar).`,
 		examples: `volt bundle import my-stack.vbundle
 volt bundle import --verify --run-hooks prod.vbundle
 volt bundle import --set DB_PASSWORD=secret --set APP_ENV=staging my-stack.vbundle
 volt bundle import --no-start my-stack.vbundle
 volt bundle import --force my-stack.vbundle
+volt bundle import my-stack        # the newest my-stack in the local cache (volt bundle list)
+volt bundle import my-stack:1.2.0
 volt bundle import oci://registry.example:5000/team/my-stack:v1.2.0`,
 		args: exactArgs(1, "BUNDLE"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
@@ -49,19 +54,23 @@ volt bundle import oci://registry.example:5000/team/my-stack:v1.2.0`,
 				if err != nil {
 					return withHint(exitUsage, err, "")
 				}
-				if !strings.HasPrefix(args[0], "oci://") {
-					if _, err := os.Stat(args[0]); err != nil {
-						return err
-					}
+				src, err := a.bundleArg(args[0])
+				if err != nil {
+					return err
 				}
 				var checks []engine.Check
+				verifying, unpacking := a.progress("verifying"), a.progress("unpacking")
 				st, err := a.eng.Import(ctx, engine.ImportOptions{
-					ImportOptions: deploy.ImportOptions{Bundle: args[0], Vars: vars, RunHooks: *hooks, NoStart: *noStart, Force: *force, Name: *name},
-					Verify:        *verify,
-					Notify:        func(s string) { a.infof("%s", s) },
-					OnWait:        func() { a.infof("waiting for another volt process to finish…") },
-					Checks:        func(c []engine.Check) { checks = c },
+					ImportOptions: deploy.ImportOptions{Bundle: src, Vars: vars, RunHooks: *hooks, NoStart: *noStart, Force: *force, Name: *name,
+						Progress: func(done, total int64) { verifying.done(); unpacking.update(done, total) }},
+					Verify:         *verify,
+					Notify:         func(s string) { a.infof("%s", s) },
+					OnWait:         func() { a.infof("waiting for another volt process to finish…") },
+					VerifyProgress: verifying.update,
+					Checks:         func(c []engine.Check) { checks = c },
 				})
+				verifying.done()
+				unpacking.done()
 				if errors.Is(err, deploy.ErrUnchanged) {
 					a.infof("%s: nothing to do (use --force to redeploy)", err)
 					return nil
@@ -99,10 +108,12 @@ func importError(err error) error {
 
 func psCommand() *command {
 	return &command{
-		name:     "ps",
-		summary:  "List workloads (running ones; -a for all)",
-		usage:    "[-a] [-o json]",
-		examples: "volt ps\nvolt ps -a -o json",
+		name:    "ps",
+		summary: "List workloads (running ones; -a for all)",
+		usage:   "[-a] [-q] [-o json|yaml]",
+		long: `NAME is STACK/SERVICE, the form every workload command takes (a service name alone
+works too when only one stack has it). -q prints only the names, one a line.`,
+		examples: "volt ps\nvolt ps -a -o json\nvolt ps -q | xargs -n1 volt container stop",
 		args:     exactArgs(0, "no arguments"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 			all := fs.BoolP("all", "a", false, "include stopped and failed workloads")
@@ -128,7 +139,14 @@ func printPS(ctx context.Context, a *app, all bool, kind string) error {
 	if a.json() {
 		return a.printJSON(shown)
 	}
-	t := newTable(a.stdout, "NAME", "STACK", "TYPE", "STATUS", "UPTIME")
+	if a.quiet {
+		for _, r := range shown {
+			fmt.Fprintln(a.stdout, r.Stack+"/"+r.Service)
+		}
+		return nil
+	}
+	// NAME is the STACK/SERVICE form every workload command takes.
+	t := newTable(a.stdout, "NAME", "TYPE", "STATUS", "UPTIME")
 	now := time.Now()
 	for _, r := range shown {
 		up := "-"
@@ -139,7 +157,7 @@ func printPS(ctx context.Context, a *app, all bool, kind string) error {
 		if r.Status == sdk.StatusFailed && r.Reason != "" {
 			status += " (" + truncate(r.Reason, 60) + ")"
 		}
-		t.row(r.Service, r.Stack, r.Type, status, up)
+		t.row(r.Stack+"/"+r.Service, r.Type, status, up)
 	}
 	return t.flush()
 }
@@ -168,15 +186,15 @@ func logsCommand() *command {
 	return &command{
 		name:     "logs",
 		summary:  "Print a workload's log",
-		usage:    "[-f] [-n N] STACK/SERVICE",
+		usage:    "[-f] [-n N] STACK/SERVICE (or NAME as volt ps shows it)",
 		examples: "volt logs hello/hello\nvolt logs -f -n 20 shop/web",
 		args:     exactArgs(1, "STACK/SERVICE"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
-			follow := fs.BoolP("follow", "f", false, "keep printing new lines until Ctrl-C")
+			follow := fs.BoolP("follow", "f", false, "keep printing new lines until the workload ends (or Ctrl-C)")
 			tail := fs.IntP("tail", "n", 0, "print only the last N lines (0 = all)")
 			return func(ctx context.Context, a *app, args []string) error {
 				err := a.eng.Logs(ctx, args[0], *follow, *tail, a.stdout)
-				// Ctrl-C is how -f ends: the call reports a cancellation
+				// Ctrl-C ends -f early: the call reports a cancellation
 				// (ctx, or plugins stopped by the signal), not an error.
 				if *follow && errors.Is(err, context.Canceled) {
 					return nil
@@ -199,9 +217,6 @@ func workloadCommand(kind string) *command {
 			setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 				return func(ctx context.Context, a *app, args []string) error {
 					if err := a.eng.WorkloadAction(ctx, verb, args[0]); err != nil {
-						if errors.Is(err, deploy.ErrNoStack) {
-							return &cliError{code: exitNotFound, err: err, hint: "see: volt ps -a"}
-						}
 						return err
 					}
 					a.infof("%s: %s", args[0], map[string]string{"start": "started", "stop": "stopped", "restart": "restarted", "rm": "removed"}[verb])
@@ -273,22 +288,28 @@ func workloadCommand(kind string) *command {
 	if kind == "container" {
 		c.subs = append(c.subs,
 			&command{
-				name: "exec", summary: "Run a command inside a running container", usage: "STACK/SERVICE -- COMMAND [ARG...]",
-				examples: "volt container exec hello/hello -- cat /etc/hello.conf",
+				name: "exec", summary: "Run a command inside a running container", usage: "[-i] [-t] STACK/SERVICE -- COMMAND [ARG...]",
+				long: `-i passes stdin to the command (it is passed anyway when stdin is a pipe or file);
+-t runs it on a pseudo-terminal: the local terminal is put in raw mode, its window size
+follows, and Ctrl-C goes to the command, not to volt. The command's exit code is volt's.`,
+				examples: "volt container exec hello/hello -- cat /etc/hello.conf\nvolt container exec -it hello/hello -- /bin/sh\necho data | volt container exec -i shop/db -- tee /data/x",
 				args:     minArgs(2, "STACK/SERVICE COMMAND..."),
 				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
+					interactive := fs.BoolP("interactive", "i", false, "pass stdin to the command")
+					tty := fs.BoolP("tty", "t", false, "run the command on a pseudo-terminal")
 					return func(ctx context.Context, a *app, args []string) error {
-						return execIn(ctx, a, args[0], args[1:])
+						return execIn(ctx, a, args[0], args[1:], *interactive, *tty)
 					}
 				},
 			},
 			&command{
 				name: "shell", summary: "Open /bin/sh inside a running container", usage: "STACK/SERVICE",
+				long:     "The same as volt container exec -it STACK/SERVICE -- /bin/sh (a pseudo-terminal when stdin is a terminal).",
 				examples: "volt container shell hello/hello",
 				args:     exactArgs(1, "STACK/SERVICE"),
 				setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 					return func(ctx context.Context, a *app, args []string) error {
-						return execIn(ctx, a, args[0], []string{"/bin/sh"})
+						return execIn(ctx, a, args[0], []string{"/bin/sh"}, true, isTerminal(os.Stdin))
 					}
 				},
 			})
@@ -299,9 +320,6 @@ func workloadCommand(kind string) *command {
 func printWorkload(ctx context.Context, a *app, ref string) error {
 	w, st, err := a.eng.Inspect(ctx, ref)
 	if err != nil {
-		if errors.Is(err, deploy.ErrNoStack) {
-			return &cliError{code: exitNotFound, err: err, hint: "see: volt ps -a"}
-		}
 		return err
 	}
 	if a.json() {
@@ -329,8 +347,26 @@ func printWorkload(ctx context.Context, a *app, ref string) error {
 	return nil
 }
 
-func execIn(ctx context.Context, a *app, ref string, argv []string) error {
-	code, err := a.eng.Exec(ctx, ref, sdk.ExecRequest{Command: argv, Stdin: os.Stdin, Stdout: a.stdout, Stderr: a.stderr})
+// execIn runs argv in a container. With tty the local terminal (if stdin
+// is one) goes raw for the session, so Ctrl-C reaches the command, and its
+// window size follows along.
+func execIn(ctx context.Context, a *app, ref string, argv []string, interactive, tty bool) error {
+	req := sdk.ExecRequest{Command: argv, Stdout: a.stdout, Stderr: a.stderr, TTY: tty}
+	if interactive || !isTerminal(os.Stdin) {
+		req.Stdin = os.Stdin
+	}
+	if tty {
+		term := os.Getenv("TERM")
+		if term == "" {
+			term = "xterm"
+		}
+		req.Env = map[string]string{"TERM": term}
+		if restore, resize := rawTerminal(ctx); restore != nil {
+			defer restore()
+			req.Size, req.Resize = <-resize, resize
+		}
+	}
+	code, err := a.eng.Exec(ctx, ref, req)
 	if err != nil {
 		return err
 	}
@@ -387,9 +423,6 @@ workloads recorded for it are stopped through their runtimes and removed, withou
 					force := fs.Bool("force", false, "remove a stack whose state is corrupt, through its workloads' records")
 					return func(ctx context.Context, a *app, args []string) error {
 						err := a.eng.DestroyStack(ctx, args[0], deploy.DestroyOptions{RunHooks: *hooks, KeepVolumes: *keep, Force: *force}, func(s string) { a.infof("%s", s) })
-						if errors.Is(err, deploy.ErrNoStack) {
-							return &cliError{code: exitNotFound, err: err, hint: "see: volt stack list"}
-						}
 						if err != nil {
 							return err
 						}
@@ -428,9 +461,6 @@ volt bundle export my-stack --include-volumes -o snapshot.vbundle`,
 				opts.Progress = bar.update
 				m, err := a.eng.Export(ctx, opts)
 				bar.done()
-				if errors.Is(err, deploy.ErrNoStack) {
-					return &cliError{code: exitNotFound, err: err, hint: "see: volt stack list"}
-				}
 				if err != nil {
 					return err
 				}
@@ -439,4 +469,63 @@ volt bundle export my-stack --include-volumes -o snapshot.vbundle`,
 			}
 		},
 	}
+}
+
+// bundleArg resolves a BUNDLE argument: an oci:// reference or an existing
+// file as given, else NAME[:VERSION] of a bundle in the local cache.
+func (a *app) bundleArg(arg string) (string, error) {
+	if strings.HasPrefix(arg, "oci://") {
+		return arg, nil
+	}
+	_, err := os.Stat(arg)
+	if err == nil || strings.ContainsRune(arg, os.PathSeparator) || strings.HasSuffix(arg, ".vbundle") {
+		return arg, err
+	}
+	return a.eng.CachedBundle(arg)
+}
+
+// rawTerminal puts a terminal stdin in raw mode and reports its window size
+// now and on every SIGWINCH on the channel; restore undoes both. It returns
+// nils when stdin is not a terminal.
+func rawTerminal(ctx context.Context) (restore func(), sizes chan sdk.TermSize) {
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return nil, nil
+	}
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return nil, nil
+	}
+	sizes = make(chan sdk.TermSize, 1)
+	size := func() sdk.TermSize {
+		w, h, err := term.GetSize(fd)
+		if err != nil {
+			return sdk.TermSize{}
+		}
+		return sdk.TermSize{Rows: uint16(h), Cols: uint16(w)}
+	}
+	sizes <- size()
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, syscall.SIGWINCH)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-winch:
+				select {
+				case sizes <- size():
+				default:
+				}
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(winch)
+		close(done)
+		term.Restore(fd, old)
+	}, sizes
 }

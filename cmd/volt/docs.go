@@ -18,11 +18,16 @@ do not edit by hand below this introduction.
 
 ## Conventions
 
-- Data goes to stdout, messages and errors to stderr. ` + "`-o json`" + ` prints data as JSON
-  (stable shapes: the field names shown by ` + "`-o json`" + ` are part of the interface).
+- Global flags (` + "`--root`" + `, ` + "`-o`" + `, ` + "`-q`" + ` …) go anywhere: before the command, as in
+  ` + "`volt -o json ps`" + `, or after it. ` + "`volt help COMMAND`" + ` is ` + "`volt COMMAND --help`" + `;
+  ` + "`volt completion bash|zsh|fish`" + ` prints a completion script; ` + "`make man`" + ` writes man pages.
+- Data goes to stdout, messages and errors to stderr. ` + "`-o json`" + ` prints data as JSON and
+  ` + "`-o yaml`" + ` as YAML of the same shape (stable: the field names are part of the interface).
+- Workloads are named STACK/SERVICE, as ` + "`volt ps`" + ` shows them; the host-unique name
+  (STACK-SERVICE) and a service name that only one stack has work too.
 - Errors are one line (` + "`volt: …`" + `), followed by a ` + "`hint: …`" + ` line when there is a likely fix.
-- Progress bars appear on stderr only when stdout is a terminal and neither ` + "`-q`" + ` nor
-  ` + "`-o json`" + ` is given. ` + "`NO_COLOR`" + ` (or ` + "`--no-color`" + `) turns off colour and symbols.
+- Progress bars appear on stderr only when stderr is a terminal and neither ` + "`-q`" + ` nor
+  ` + "`-o json`" + ` is given (create, verify, import's verify and unpack, export, push, pull). ` + "`NO_COLOR`" + ` (or ` + "`--no-color`" + `) turns off colour and symbols.
 - ` + "`-o FILE`" + ` names the output file for commands that write one (` + "`bundle create`" + `,
   ` + "`key generate`" + `); ` + "`-o table`" + ` and ` + "`-o json`" + ` are formats everywhere.
 
@@ -34,7 +39,7 @@ do not edit by hand below this introduction.
 | 1 | failure (I/O, a plugin, a workload…) |
 | 2 | usage error: bad flag or argument, a recipe or Constellation error, an undefined variable |
 | 3 | verification failed: integrity, structure or signature |
-| 4 | not found (stack, workload, plugin) |
+| 4 | not found (stack, workload, plugin, cached bundle, registry artifact, CAS object) |
 | 130 | interrupted (Ctrl-C); nothing is left half-written |
 
 ## Environment
@@ -57,6 +62,9 @@ func writeCLIDocs(w io.Writer, root *command) {
 	global := (&app{}).globalFlags()
 	var walk func(path []string, c *command)
 	walk = func(path []string, c *command) {
+		if c.hidden {
+			return
+		}
 		if c.setup != nil {
 			fs := pflag.NewFlagSet("", pflag.ContinueOnError)
 			c.setup(fs)

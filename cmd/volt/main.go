@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/volt-cli/volt/engine"
 	"github.com/volt-cli/volt/engine/sandbox"
@@ -38,7 +40,7 @@ func (a *app) globalFlags() *pflag.FlagSet {
 	fs := pflag.NewFlagSet("global", pflag.ContinueOnError)
 	fs.StringVar(&a.root, "root", a.root, "state root (env VOLT_ROOT; default /var/lib/volt as root, else $XDG_DATA_HOME/volt)")
 	fs.StringVar(&a.configPath, "config", a.configPath, "configuration file (env VOLT_CONFIG)")
-	fs.StringVarP(&a.output, "output", "o", a.output, "output format: table or json")
+	fs.StringVarP(&a.output, "output", "o", a.output, "output format: table, json or yaml")
 	fs.BoolVarP(&a.quiet, "quiet", "q", a.quiet, "print only errors and requested data")
 	fs.BoolVar(&a.noColor, "no-color", a.noColor, "no colour or symbols styling (env NO_COLOR)")
 	fs.StringSliceVar(&a.pluginDirs, "plugin-dir", a.pluginDirs, "directory searched first for volt-plugin-* binaries (env VOLT_PLUGIN_PATH)")
@@ -46,18 +48,23 @@ func (a *app) globalFlags() *pflag.FlagSet {
 	return fs
 }
 
-// init validates global flags and opens the engine.
-func (a *app) init() error {
+// checkOutput validates -o and NO_COLOR.
+func (a *app) checkOutput() error {
 	switch a.output {
 	case "", "table", "text":
 		a.output = "table"
-	case "json":
+	case "json", "yaml":
 	default:
-		return withHint(exitUsage, usagef("unknown output format %q", a.output), "use -o table or -o json")
+		return withHint(exitUsage, usagef("unknown output format %q", a.output), "use -o table, -o json or -o yaml")
 	}
 	if os.Getenv("NO_COLOR") != "" {
 		a.noColor = true
 	}
+	return nil
+}
+
+// init opens the engine.
+func (a *app) init() error {
 	level := slog.LevelWarn
 	if a.debug {
 		level = slog.LevelDebug
@@ -75,13 +82,55 @@ func (a *app) init() error {
 	return nil
 }
 
-func (a *app) json() bool { return a.output == "json" }
+// json reports whether output is data (-o json or -o yaml) rather than a table.
+func (a *app) json() bool { return a.output == "json" || a.output == "yaml" }
 
-// printJSON writes v as indented JSON on stdout.
+// printJSON writes v on stdout as indented JSON, or with -o yaml as YAML of
+// the same shape (the JSON field names, so both formats document one another).
 func (a *app) printJSON(v any) error {
+	if a.output == "yaml" {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		var doc any
+		if err := dec.Decode(&doc); err != nil {
+			return err
+		}
+		enc := yaml.NewEncoder(a.stdout)
+		enc.SetIndent(2)
+		if err := enc.Encode(yamlNumbers(doc)); err != nil {
+			return err
+		}
+		return enc.Close()
+	}
 	enc := json.NewEncoder(a.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// yamlNumbers turns the json.Numbers of a decoded document into int64 or
+// float64, so YAML prints 1048576, not 1.048576e+06 or a quoted string.
+func yamlNumbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, _ := v.Float64()
+		return f
+	case map[string]any:
+		for k, e := range v {
+			v[k] = yamlNumbers(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = yamlNumbers(e)
+		}
+	}
+	return v
 }
 
 // infof prints a message for people on stderr unless --quiet.
@@ -138,6 +187,9 @@ volt bundle inspect hello.vbundle`,
 			keyCommand(),
 			configCommand(),
 			versionCommand(),
+			helpCommand(),
+			completionCommand(),
+			manCommand(),
 		},
 	}
 }

@@ -7,30 +7,41 @@ import (
 	"github.com/schollz/progressbar/v3"
 )
 
-// progressBar shows a byte progress bar on stderr when stdout is a terminal
-// (and not --quiet / -o json); otherwise it does nothing.
+// progressBar shows a byte progress bar on stderr when stderr is a terminal
+// (and not --quiet / -o json); otherwise it does nothing, so logs and pipes
+// never get one. The bar appears at the first update, which is when its
+// clock starts.
 type progressBar struct {
-	bar *progressbar.ProgressBar
+	a     *app
+	label string
+	bar   *progressbar.ProgressBar
+	off   bool
 }
 
 func (a *app) progress(label string) *progressBar {
-	f, ok := a.stdout.(*os.File)
+	f, ok := a.stderr.(*os.File)
 	if !ok || a.quiet || a.json() || !isTerminal(f) {
-		return &progressBar{}
+		return &progressBar{off: true}
 	}
-	return &progressBar{bar: progressbar.NewOptions64(-1,
-		progressbar.OptionSetDescription(label),
-		progressbar.OptionSetWriter(a.stderr),
-		progressbar.OptionShowBytes(true),
-		progressbar.OptionThrottle(100_000_000),
-		progressbar.OptionClearOnFinish(),
-		progressbar.OptionEnableColorCodes(!a.noColor),
-	)}
+	return &progressBar{a: a, label: label}
 }
 
 func (p *progressBar) update(done, total int64) {
-	if p.bar == nil {
+	if p.off {
 		return
+	}
+	if p.bar == nil {
+		p.bar = progressbar.NewOptions64(-1,
+			progressbar.OptionSetDescription(p.label),
+			progressbar.OptionSetWriter(p.a.stderr),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionThrottle(100_000_000),
+			progressbar.OptionClearOnFinish(),
+			progressbar.OptionEnableColorCodes(!p.a.noColor),
+		)
+		// The clock starts here: left to the library it starts at the first
+		// render, after the first bytes, and the first rate is absurd.
+		p.bar.StartWithoutRender()
 	}
 	if p.bar.GetMax64() != total {
 		p.bar.ChangeMax64(total)
@@ -42,6 +53,7 @@ func (p *progressBar) done() {
 	if p.bar != nil {
 		p.bar.Finish()
 	}
+	p.bar, p.off = nil, true
 }
 
 func copyAll(w io.Writer, r io.Reader) (int64, error) { return io.Copy(w, r) }

@@ -53,7 +53,8 @@ func recipeCommand() *command {
 						if err != nil {
 							return withHint(exitUsage, err, "")
 						}
-						opts := engine.CreateOptions{Recipe: *file, Params: params, MaxSteps: *maxSteps, Print: func(s string) { fmt.Fprintln(a.stderr, s) }}
+						opts := engine.CreateOptions{Recipe: *file, Params: params, MaxSteps: *maxSteps, Print: func(s string) { fmt.Fprintln(a.stderr, s) },
+							Warn: func(s string) { fmt.Fprintf(a.stderr, "volt: warning: %s\n", s) }}
 						if len(args) == 1 {
 							opts.Dir = args[0]
 						}

@@ -386,6 +386,7 @@ type builder struct {
 	// and read it once.
 	stats   map[string]statResult
 	formats map[fileKey]detected
+	images  []imageEntry // image files in the bundle, for sharedImage
 }
 
 type statResult struct {
@@ -503,6 +504,9 @@ func (b *builder) image(s *plan.Service, src *plan.ImageSource, pl bundle.Platfo
 		return &bundle.Image{Format: format, Size: size, Digest: dg, CASRef: ref}, nil
 	}
 	name := path.Join("images", s.Name, pl.FileString()+ext)
+	if shared := b.sharedImage(file, name); shared != "" {
+		return &bundle.Image{Path: &shared, Format: format}, nil
+	}
 	b.add(bundle.Entry{Name: name, Path: file})
 	return &bundle.Image{Path: &name, Format: format}, nil
 }

@@ -68,6 +68,17 @@ func (f *File) Position(path string) Pos {
 	return f.pos[path].key
 }
 
+// WorkloadPosition returns where key ("image", "configs", "env_file") of
+// the container or VM name was written: its value, else the workload's own
+// entry; zero when unknown.
+func (f *File) WorkloadPosition(name, key string) Pos {
+	w := f.workloadPath(name)
+	if p, ok := f.pos[w+"."+key]; ok && p.val.Line > 0 {
+		return p.val
+	}
+	return f.pos[w].key
+}
+
 // didYouMean returns a hint suggesting the closest of known to got, or
 // listing known when nothing is close.
 func didYouMean(got string, known []string) string {

@@ -102,6 +102,9 @@ type ImportOptions struct {
 	Force bool
 	// Platform is "os/arch" (default: this host's).
 	Platform string
+	// Progress, when set, reports the bytes of images unpacked so far of
+	// the total, after each workload's image.
+	Progress func(done, total int64) `json:"-"`
 }
 
 // HostPlatform returns "linux/<GOARCH>" for this host.
@@ -203,10 +206,23 @@ func (d *Deployer) Import(ctx context.Context, opts ImportOptions) (*Stack, erro
 		sort.Strings(kinds)
 		d.notify("bundle has hooks (%s): not run (use --run-hooks to run them)", strings.Join(kinds, ", "))
 	}
+	var unpacked, total int64
+	for _, w := range work {
+		if img := m.Services[w.Service].Images[platform]; img != nil {
+			total += img.Size
+		}
+	}
+	if opts.Progress != nil && total > 0 {
+		opts.Progress(0, total)
+	}
 	for i := range work {
 		if err := d.prepare(ctx, r, m, &work[i], platform, stage, opts.Vars); err != nil {
 			discardStaged(work)
 			return nil, err
+		}
+		if img := m.Services[work[i].Service].Images[platform]; img != nil && opts.Progress != nil {
+			unpacked += img.Size
+			opts.Progress(unpacked, total)
 		}
 	}
 	hookDir := stackDir(d.Root, name)
@@ -340,11 +356,15 @@ func (d *Deployer) plan(st *Stack, m *bundle.Manifest, f *constellation.File, or
 			if err != nil {
 				return nil, err
 			}
+			argv, err := ExpandCommand("service "+svc+" command", append(append([]string(nil), c.Entrypoint...), c.Command...), vars)
+			if err != nil {
+				return nil, err
+			}
 			w.Spec = sdk.WorkloadSpec{
 				Name:        w.Name,
 				Root:        filepath.Join(d.Root, "containers", w.Name, "rootfs"),
 				StateDir:    filepath.Join(d.Root, "containers", w.Name, "run"),
-				Command:     append(append([]string(nil), c.Entrypoint...), c.Command...),
+				Command:     argv,
 				Env:         env,
 				WorkingDir:  c.WorkingDir,
 				User:        c.User,

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/volt-cli/volt/engine/constellation"
@@ -221,18 +222,32 @@ func (d *Deployer) StatusOf(ctx context.Context, st *Stack, w *Workload) Workloa
 	return row
 }
 
-// Find locates a workload by "stack/service" or by its host-unique name.
+// Find locates a workload by "stack/service", by its host-unique name, or by
+// its service name alone when only one stack has a service of that name.
 func (d *Deployer) Find(ref string) (*Stack, *Workload, error) {
 	stacks, _ := ListStacks(d.Root)
+	var byService []string
+	var st1 *Stack
+	var w1 *Workload
 	for _, st := range stacks {
 		for i := range st.Workloads {
 			w := &st.Workloads[i]
 			if ref == st.Name+"/"+w.Service || ref == w.Name {
 				return st, w, nil
 			}
+			if ref == w.Service {
+				byService = append(byService, st.Name+"/"+w.Service)
+				st1, w1 = st, w
+			}
 		}
 	}
-	return nil, nil, fmt.Errorf("no workload %q (see: volt ps -a): %w", ref, ErrNoStack)
+	switch len(byService) {
+	case 0:
+		return nil, nil, fmt.Errorf("no workload %q (see: volt ps -a): %w", ref, ErrNoStack)
+	case 1:
+		return st1, w1, nil
+	}
+	return nil, nil, fmt.Errorf("%q is ambiguous: name one of %s", ref, strings.Join(byService, ", "))
 }
 
 // Logs writes a workload's log to w.
@@ -248,8 +263,53 @@ func (d *Deployer) Logs(ctx context.Context, ref string, follow bool, tail int, 
 	if err != nil {
 		return err
 	}
-	return rt.Logs(ctx, *w.Handle, follow, tail, out)
+	if !follow {
+		return rt.Logs(ctx, *w.Handle, false, tail, out)
+	}
+	// Following ends when the workload does, as docker logs -f does: once
+	// it is no longer running, what it wrote last is given a moment to
+	// arrive and the follow is ended.
+	_ = rt.Recover(ctx, *w.Handle) // as Status does, so Inspect sees the live state
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		for {
+			ws, err := rt.Inspect(fctx, *w.Handle)
+			if fctx.Err() != nil {
+				return
+			}
+			if err != nil || ws.State != sdk.StatusRunning {
+				select {
+				case <-time.After(followGrace):
+				case <-fctx.Done():
+				}
+				cancel()
+				return
+			}
+			select {
+			case <-time.After(followPoll):
+			case <-fctx.Done():
+				return
+			}
+		}
+	}()
+	err = rt.Logs(fctx, *w.Handle, true, tail, out)
+	cancel()
+	<-ended
+	if ctx.Err() == nil && fctx.Err() != nil {
+		return nil // the workload ended
+	}
+	return err
 }
+
+// followPoll is how often logs -f checks the workload still runs;
+// followGrace how long it then waits for the last output.
+const (
+	followPoll  = 250 * time.Millisecond
+	followGrace = 400 * time.Millisecond
+)
 
 // Exec runs a command in a running workload and returns its exit code.
 func (d *Deployer) Exec(ctx context.Context, ref string, req sdk.ExecRequest) (int, error) {

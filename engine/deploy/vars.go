@@ -4,90 +4,55 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/volt-cli/volt/engine/constellation"
 )
 
 // ErrUndefinedVar is wrapped by Expand when a ${VAR} has no value and no default.
 var ErrUndefinedVar = errors.New("undefined variable")
 
-// Expand replaces ${VAR}, ${VAR:-default}, ${VAR-default} and $VAR in s with
-// values from vars; "$$" is a literal "$". name names the text in errors,
-// which give its line: `config/web/app.conf:3: undefined variable "DB_HOST"`.
-// ${VAR:-d} uses d when VAR is unset or empty, ${VAR-d} only when unset.
+// Expand interpolates s with vars as the compose specification says
+// (constellation.Interpolate: $$, $VAR, ${VAR}, ${VAR:-d}, ${VAR-d},
+// ${VAR:?err}, ${VAR?err}, ${VAR:+alt}, ${VAR+alt}); a variable with no value
+// and no default is an error wrapping ErrUndefinedVar. name names the text in
+// errors, which give its line: `config/web/app.conf:3: undefined variable "DB_HOST"`.
 func Expand(name, s string, vars map[string]string) (string, error) {
-	if !strings.Contains(s, "$") {
-		return s, nil
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	line := 1
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '\n' {
-			line++
-		}
-		if c != '$' || i+1 >= len(s) {
-			b.WriteByte(c)
-			continue
-		}
-		next := s[i+1]
+	out, err := constellation.Interpolate(s, lookupIn(vars), func(ref, v string) (string, error) {
+		return "", &constellation.InterpolateError{Var: v, Unset: true}
+	})
+	var ie *constellation.InterpolateError
+	if errors.As(err, &ie) {
+		line := 1 + strings.Count(s[:min(ie.Offset, len(s))], "\n")
 		switch {
-		case next == '$':
-			b.WriteByte('$')
-			i++
-		case next == '{':
-			end := strings.IndexByte(s[i+2:], '}')
-			if end < 0 {
-				return "", fmt.Errorf("%s:%d: unterminated ${ (add a closing } or write $$ for a literal $)", name, line)
-			}
-			expr := s[i+2 : i+2+end]
-			v, err := lookup(expr, vars)
-			if err != nil {
-				return "", fmt.Errorf("%s:%d: %w", name, line, err)
-			}
-			b.WriteString(v)
-			i += 2 + end
-		case isNameStart(next):
-			j := i + 1
-			for j < len(s) && isNameChar(s[j]) {
-				j++
-			}
-			v, ok := vars[s[i+1:j]]
-			if !ok {
-				return "", fmt.Errorf("%s:%d: %w %q (set it with --set %s=VALUE, or write $$ for a literal $)", name, line, ErrUndefinedVar, s[i+1:j], s[i+1:j])
-			}
-			b.WriteString(v)
-			i = j - 1
-		default:
-			b.WriteByte(c)
+		case ie.Unset && ie.Msg == "":
+			return "", fmt.Errorf("%s:%d: %w %q (set it with --set %s=VALUE, give a default: ${%s:-value}, or write $$ for a literal $)",
+				name, line, ErrUndefinedVar, ie.Var, ie.Var, ie.Var)
+		case ie.Unset:
+			return "", fmt.Errorf("%s:%d: %w: %s (set it with --set %s=VALUE)", name, line, ErrUndefinedVar, ie.Msg, ie.Var)
 		}
+		return "", fmt.Errorf("%s:%d: %s", name, line, ie.Msg)
 	}
-	return b.String(), nil
+	return out, err
 }
 
-func lookup(expr string, vars map[string]string) (string, error) {
-	name, def, hasDef, emptyIsUnset := expr, "", false, false
-	if k, d, ok := strings.Cut(expr, ":-"); ok {
-		name, def, hasDef, emptyIsUnset = k, d, true, true
-	} else if k, d, ok := strings.Cut(expr, "-"); ok {
-		name, def, hasDef = k, d, true
+// ExpandCommand interpolates a command's arguments like Expand, except that
+// a reference to a variable that is not set is left for the shell in the
+// container to expand ($HOME, ${i}); $$ still gives a literal $.
+func ExpandCommand(name string, argv []string, vars map[string]string) ([]string, error) {
+	if len(argv) == 0 {
+		return argv, nil
 	}
-	if name == "" || !isNameStart(name[0]) {
-		return "", fmt.Errorf("bad variable reference ${%s}", expr)
-	}
-	for i := 1; i < len(name); i++ {
-		if !isNameChar(name[i]) {
-			return "", fmt.Errorf("bad variable name %q in ${%s}", name, expr)
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		x, err := constellation.Interpolate(a, lookupIn(vars), constellation.UnsetKeep)
+		if err != nil {
+			return nil, fmt.Errorf("%s argument %d: %w", name, i+1, err)
 		}
+		out[i] = x
 	}
-	v, ok := vars[name]
-	if ok && (v != "" || !emptyIsUnset) {
-		return v, nil
-	}
-	if hasDef {
-		return def, nil
-	}
-	return "", fmt.Errorf("%w %q (set it with --set %s=VALUE, or give a default: ${%s:-value})", ErrUndefinedVar, name, name, name)
+	return out, nil
 }
 
-func isNameStart(c byte) bool { return c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' }
-func isNameChar(c byte) bool  { return isNameStart(c) || c >= '0' && c <= '9' }
+func lookupIn(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}

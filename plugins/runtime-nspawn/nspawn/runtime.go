@@ -618,8 +618,12 @@ func (r *Runtime) Exec(ctx context.Context, h sdk.Handle, req sdk.ExecRequest) (
 	args := append([]string{"--target=" + strconv.Itoa(init), "--all", "--wd", "--"}, req.Command...)
 	cmd := exec.CommandContext(ctx, nsenter, args...)
 	cmd.Env = env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = req.Stdin, req.Stdout, req.Stderr
-	err = cmd.Run()
+	if req.TTY {
+		err = runOnTTY(cmd, req, init)
+	} else {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = req.Stdin, req.Stdout, req.Stderr
+		err = cmd.Run()
+	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

@@ -1235,11 +1235,15 @@ func (x *LogsChunk) GetData() []byte {
 }
 
 type ExecStart struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Handle        *Handle                `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
-	Command       []string               `protobuf:"bytes,2,rep,name=command,proto3" json:"command,omitempty"`
-	Env           map[string]string      `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	HasStdin      bool                   `protobuf:"varint,4,opt,name=has_stdin,json=hasStdin,proto3" json:"has_stdin,omitempty"` // false: the command's stdin is empty
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Handle   *Handle                `protobuf:"bytes,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Command  []string               `protobuf:"bytes,2,rep,name=command,proto3" json:"command,omitempty"`
+	Env      map[string]string      `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	HasStdin bool                   `protobuf:"varint,4,opt,name=has_stdin,json=hasStdin,proto3" json:"has_stdin,omitempty"` // false: the command's stdin is empty
+	// tty runs the command on a new pseudo-terminal: its stdout and stderr
+	// both arrive as stdout, and a Ctrl-C byte in stdin interrupts it.
+	Tty           bool      `protobuf:"varint,5,opt,name=tty,proto3" json:"tty,omitempty"`
+	Size          *TermSize `protobuf:"bytes,6,opt,name=size,proto3" json:"size,omitempty"` // the terminal's first size (tty only)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1302,6 +1306,73 @@ func (x *ExecStart) GetHasStdin() bool {
 	return false
 }
 
+func (x *ExecStart) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *ExecStart) GetSize() *TermSize {
+	if x != nil {
+		return x.Size
+	}
+	return nil
+}
+
+// TermSize is a terminal window size in character cells.
+type TermSize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rows          uint32                 `protobuf:"varint,1,opt,name=rows,proto3" json:"rows,omitempty"`
+	Cols          uint32                 `protobuf:"varint,2,opt,name=cols,proto3" json:"cols,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TermSize) Reset() {
+	*x = TermSize{}
+	mi := &file_plugin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TermSize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TermSize) ProtoMessage() {}
+
+func (x *TermSize) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TermSize.ProtoReflect.Descriptor instead.
+func (*TermSize) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *TermSize) GetRows() uint32 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *TermSize) GetCols() uint32 {
+	if x != nil {
+		return x.Cols
+	}
+	return 0
+}
+
 type ExecInput struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -1309,6 +1380,7 @@ type ExecInput struct {
 	//	*ExecInput_Start
 	//	*ExecInput_Stdin
 	//	*ExecInput_StdinClose
+	//	*ExecInput_Resize
 	Msg           isExecInput_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1316,7 +1388,7 @@ type ExecInput struct {
 
 func (x *ExecInput) Reset() {
 	*x = ExecInput{}
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1400,7 @@ func (x *ExecInput) String() string {
 func (*ExecInput) ProtoMessage() {}
 
 func (x *ExecInput) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1413,7 @@ func (x *ExecInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecInput.ProtoReflect.Descriptor instead.
 func (*ExecInput) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{23}
+	return file_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExecInput) GetMsg() isExecInput_Msg {
@@ -1378,6 +1450,15 @@ func (x *ExecInput) GetStdinClose() bool {
 	return false
 }
 
+func (x *ExecInput) GetResize() *TermSize {
+	if x != nil {
+		if x, ok := x.Msg.(*ExecInput_Resize); ok {
+			return x.Resize
+		}
+	}
+	return nil
+}
+
 type isExecInput_Msg interface {
 	isExecInput_Msg()
 }
@@ -1394,11 +1475,17 @@ type ExecInput_StdinClose struct {
 	StdinClose bool `protobuf:"varint,3,opt,name=stdin_close,json=stdinClose,proto3,oneof"`
 }
 
+type ExecInput_Resize struct {
+	Resize *TermSize `protobuf:"bytes,4,opt,name=resize,proto3,oneof"` // the terminal window changed size (tty only)
+}
+
 func (*ExecInput_Start) isExecInput_Msg() {}
 
 func (*ExecInput_Stdin) isExecInput_Msg() {}
 
 func (*ExecInput_StdinClose) isExecInput_Msg() {}
+
+func (*ExecInput_Resize) isExecInput_Msg() {}
 
 type ExecOutput struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1414,7 +1501,7 @@ type ExecOutput struct {
 
 func (x *ExecOutput) Reset() {
 	*x = ExecOutput{}
-	mi := &file_plugin_proto_msgTypes[24]
+	mi := &file_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1426,7 +1513,7 @@ func (x *ExecOutput) String() string {
 func (*ExecOutput) ProtoMessage() {}
 
 func (x *ExecOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[24]
+	mi := &file_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1439,7 +1526,7 @@ func (x *ExecOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecOutput.ProtoReflect.Descriptor instead.
 func (*ExecOutput) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{24}
+	return file_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ExecOutput) GetMsg() isExecOutput_Msg {
@@ -1510,7 +1597,7 @@ type RunRequest struct {
 
 func (x *RunRequest) Reset() {
 	*x = RunRequest{}
-	mi := &file_plugin_proto_msgTypes[25]
+	mi := &file_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1609,7 @@ func (x *RunRequest) String() string {
 func (*RunRequest) ProtoMessage() {}
 
 func (x *RunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[25]
+	mi := &file_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1622,7 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
 func (*RunRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{25}
+	return file_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RunRequest) GetRoot() string {
@@ -1579,7 +1666,7 @@ type RunEvent struct {
 
 func (x *RunEvent) Reset() {
 	*x = RunEvent{}
-	mi := &file_plugin_proto_msgTypes[26]
+	mi := &file_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1678,7 @@ func (x *RunEvent) String() string {
 func (*RunEvent) ProtoMessage() {}
 
 func (x *RunEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[26]
+	mi := &file_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1691,7 @@ func (x *RunEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunEvent.ProtoReflect.Descriptor instead.
 func (*RunEvent) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{26}
+	return file_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RunEvent) GetEvent() isRunEvent_Event {
@@ -1656,7 +1743,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1755,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1768,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{27}
+	return file_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 type DescribeResponse struct {
@@ -1694,7 +1781,7 @@ type DescribeResponse struct {
 
 func (x *DescribeResponse) Reset() {
 	*x = DescribeResponse{}
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +1793,7 @@ func (x *DescribeResponse) String() string {
 func (*DescribeResponse) ProtoMessage() {}
 
 func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +1806,7 @@ func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
 func (*DescribeResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{28}
+	return file_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DescribeResponse) GetFormats() []string {
@@ -1747,7 +1834,7 @@ type UnpackRequest struct {
 
 func (x *UnpackRequest) Reset() {
 	*x = UnpackRequest{}
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +1846,7 @@ func (x *UnpackRequest) String() string {
 func (*UnpackRequest) ProtoMessage() {}
 
 func (x *UnpackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +1859,7 @@ func (x *UnpackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpackRequest.ProtoReflect.Descriptor instead.
 func (*UnpackRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{29}
+	return file_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UnpackRequest) GetImage() string {
@@ -1804,7 +1891,7 @@ type UnpackResponse struct {
 
 func (x *UnpackResponse) Reset() {
 	*x = UnpackResponse{}
-	mi := &file_plugin_proto_msgTypes[30]
+	mi := &file_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +1903,7 @@ func (x *UnpackResponse) String() string {
 func (*UnpackResponse) ProtoMessage() {}
 
 func (x *UnpackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[30]
+	mi := &file_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +1916,7 @@ func (x *UnpackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpackResponse.ProtoReflect.Descriptor instead.
 func (*UnpackResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{30}
+	return file_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 type PackRequest struct {
@@ -1844,7 +1931,7 @@ type PackRequest struct {
 
 func (x *PackRequest) Reset() {
 	*x = PackRequest{}
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +1943,7 @@ func (x *PackRequest) String() string {
 func (*PackRequest) ProtoMessage() {}
 
 func (x *PackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +1956,7 @@ func (x *PackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PackRequest.ProtoReflect.Descriptor instead.
 func (*PackRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{31}
+	return file_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PackRequest) GetSource() string {
@@ -1911,7 +1998,7 @@ type PackedFile struct {
 
 func (x *PackedFile) Reset() {
 	*x = PackedFile{}
-	mi := &file_plugin_proto_msgTypes[32]
+	mi := &file_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +2010,7 @@ func (x *PackedFile) String() string {
 func (*PackedFile) ProtoMessage() {}
 
 func (x *PackedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[32]
+	mi := &file_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1936,7 +2023,7 @@ func (x *PackedFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PackedFile.ProtoReflect.Descriptor instead.
 func (*PackedFile) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{32}
+	return file_plugin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PackedFile) GetPath() string {
@@ -1969,7 +2056,7 @@ type PackResponse struct {
 
 func (x *PackResponse) Reset() {
 	*x = PackResponse{}
-	mi := &file_plugin_proto_msgTypes[33]
+	mi := &file_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2068,7 @@ func (x *PackResponse) String() string {
 func (*PackResponse) ProtoMessage() {}
 
 func (x *PackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[33]
+	mi := &file_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2081,7 @@ func (x *PackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PackResponse.ProtoReflect.Descriptor instead.
 func (*PackResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{33}
+	return file_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PackResponse) GetFiles() []*PackedFile {
@@ -2015,7 +2102,7 @@ type ConvertRequest struct {
 
 func (x *ConvertRequest) Reset() {
 	*x = ConvertRequest{}
-	mi := &file_plugin_proto_msgTypes[34]
+	mi := &file_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2027,7 +2114,7 @@ func (x *ConvertRequest) String() string {
 func (*ConvertRequest) ProtoMessage() {}
 
 func (x *ConvertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[34]
+	mi := &file_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2040,7 +2127,7 @@ func (x *ConvertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvertRequest.ProtoReflect.Descriptor instead.
 func (*ConvertRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{34}
+	return file_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ConvertRequest) GetBundle() string {
@@ -2073,7 +2160,7 @@ type ConvertResponse struct {
 
 func (x *ConvertResponse) Reset() {
 	*x = ConvertResponse{}
-	mi := &file_plugin_proto_msgTypes[35]
+	mi := &file_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2085,7 +2172,7 @@ func (x *ConvertResponse) String() string {
 func (*ConvertResponse) ProtoMessage() {}
 
 func (x *ConvertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[35]
+	mi := &file_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2098,7 +2185,7 @@ func (x *ConvertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvertResponse.ProtoReflect.Descriptor instead.
 func (*ConvertResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{35}
+	return file_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ConvertResponse) GetFiles() []*PackedFile {
@@ -2201,20 +2288,26 @@ const file_plugin_proto_rawDesc = "" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x12\n" +
 	"\x04tail\x18\x03 \x01(\x05R\x04tail\"\x1f\n" +
 	"\tLogsChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xe0\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xa0\x02\n" +
 	"\tExecStart\x12.\n" +
 	"\x06handle\x18\x01 \x01(\v2\x16.volt.plugin.v1.HandleR\x06handle\x12\x18\n" +
 	"\acommand\x18\x02 \x03(\tR\acommand\x124\n" +
 	"\x03env\x18\x03 \x03(\v2\".volt.plugin.v1.ExecStart.EnvEntryR\x03env\x12\x1b\n" +
-	"\thas_stdin\x18\x04 \x01(\bR\bhasStdin\x1a6\n" +
+	"\thas_stdin\x18\x04 \x01(\bR\bhasStdin\x12\x10\n" +
+	"\x03tty\x18\x05 \x01(\bR\x03tty\x12,\n" +
+	"\x04size\x18\x06 \x01(\v2\x18.volt.plugin.v1.TermSizeR\x04size\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"2\n" +
+	"\bTermSize\x12\x12\n" +
+	"\x04rows\x18\x01 \x01(\rR\x04rows\x12\x12\n" +
+	"\x04cols\x18\x02 \x01(\rR\x04cols\"\xb4\x01\n" +
 	"\tExecInput\x121\n" +
 	"\x05start\x18\x01 \x01(\v2\x19.volt.plugin.v1.ExecStartH\x00R\x05start\x12\x16\n" +
 	"\x05stdin\x18\x02 \x01(\fH\x00R\x05stdin\x12!\n" +
 	"\vstdin_close\x18\x03 \x01(\bH\x00R\n" +
-	"stdinCloseB\x05\n" +
+	"stdinClose\x122\n" +
+	"\x06resize\x18\x04 \x01(\v2\x18.volt.plugin.v1.TermSizeH\x00R\x06resizeB\x05\n" +
 	"\x03msg\"f\n" +
 	"\n" +
 	"ExecOutput\x12\x18\n" +
@@ -2300,7 +2393,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_plugin_proto_goTypes = []any{
 	(*InfoRequest)(nil),         // 0: volt.plugin.v1.InfoRequest
 	(*InfoResponse)(nil),        // 1: volt.plugin.v1.InfoResponse
@@ -2325,34 +2418,35 @@ var file_plugin_proto_goTypes = []any{
 	(*LogsRequest)(nil),         // 20: volt.plugin.v1.LogsRequest
 	(*LogsChunk)(nil),           // 21: volt.plugin.v1.LogsChunk
 	(*ExecStart)(nil),           // 22: volt.plugin.v1.ExecStart
-	(*ExecInput)(nil),           // 23: volt.plugin.v1.ExecInput
-	(*ExecOutput)(nil),          // 24: volt.plugin.v1.ExecOutput
-	(*RunRequest)(nil),          // 25: volt.plugin.v1.RunRequest
-	(*RunEvent)(nil),            // 26: volt.plugin.v1.RunEvent
-	(*DescribeRequest)(nil),     // 27: volt.plugin.v1.DescribeRequest
-	(*DescribeResponse)(nil),    // 28: volt.plugin.v1.DescribeResponse
-	(*UnpackRequest)(nil),       // 29: volt.plugin.v1.UnpackRequest
-	(*UnpackResponse)(nil),      // 30: volt.plugin.v1.UnpackResponse
-	(*PackRequest)(nil),         // 31: volt.plugin.v1.PackRequest
-	(*PackedFile)(nil),          // 32: volt.plugin.v1.PackedFile
-	(*PackResponse)(nil),        // 33: volt.plugin.v1.PackResponse
-	(*ConvertRequest)(nil),      // 34: volt.plugin.v1.ConvertRequest
-	(*ConvertResponse)(nil),     // 35: volt.plugin.v1.ConvertResponse
-	nil,                         // 36: volt.plugin.v1.FingerprintResponse.AttributesEntry
-	nil,                         // 37: volt.plugin.v1.WorkloadSpec.EnvEntry
-	nil,                         // 38: volt.plugin.v1.WorkloadSpec.LabelsEntry
-	nil,                         // 39: volt.plugin.v1.WorkloadStatus.DetailEntry
-	nil,                         // 40: volt.plugin.v1.ExecStart.EnvEntry
-	nil,                         // 41: volt.plugin.v1.RunRequest.EnvEntry
-	nil,                         // 42: volt.plugin.v1.PackRequest.OptionsEntry
-	nil,                         // 43: volt.plugin.v1.PackedFile.MetaEntry
+	(*TermSize)(nil),            // 23: volt.plugin.v1.TermSize
+	(*ExecInput)(nil),           // 24: volt.plugin.v1.ExecInput
+	(*ExecOutput)(nil),          // 25: volt.plugin.v1.ExecOutput
+	(*RunRequest)(nil),          // 26: volt.plugin.v1.RunRequest
+	(*RunEvent)(nil),            // 27: volt.plugin.v1.RunEvent
+	(*DescribeRequest)(nil),     // 28: volt.plugin.v1.DescribeRequest
+	(*DescribeResponse)(nil),    // 29: volt.plugin.v1.DescribeResponse
+	(*UnpackRequest)(nil),       // 30: volt.plugin.v1.UnpackRequest
+	(*UnpackResponse)(nil),      // 31: volt.plugin.v1.UnpackResponse
+	(*PackRequest)(nil),         // 32: volt.plugin.v1.PackRequest
+	(*PackedFile)(nil),          // 33: volt.plugin.v1.PackedFile
+	(*PackResponse)(nil),        // 34: volt.plugin.v1.PackResponse
+	(*ConvertRequest)(nil),      // 35: volt.plugin.v1.ConvertRequest
+	(*ConvertResponse)(nil),     // 36: volt.plugin.v1.ConvertResponse
+	nil,                         // 37: volt.plugin.v1.FingerprintResponse.AttributesEntry
+	nil,                         // 38: volt.plugin.v1.WorkloadSpec.EnvEntry
+	nil,                         // 39: volt.plugin.v1.WorkloadSpec.LabelsEntry
+	nil,                         // 40: volt.plugin.v1.WorkloadStatus.DetailEntry
+	nil,                         // 41: volt.plugin.v1.ExecStart.EnvEntry
+	nil,                         // 42: volt.plugin.v1.RunRequest.EnvEntry
+	nil,                         // 43: volt.plugin.v1.PackRequest.OptionsEntry
+	nil,                         // 44: volt.plugin.v1.PackedFile.MetaEntry
 }
 var file_plugin_proto_depIdxs = []int32{
-	36, // 0: volt.plugin.v1.FingerprintResponse.attributes:type_name -> volt.plugin.v1.FingerprintResponse.AttributesEntry
-	37, // 1: volt.plugin.v1.WorkloadSpec.env:type_name -> volt.plugin.v1.WorkloadSpec.EnvEntry
+	37, // 0: volt.plugin.v1.FingerprintResponse.attributes:type_name -> volt.plugin.v1.FingerprintResponse.AttributesEntry
+	38, // 1: volt.plugin.v1.WorkloadSpec.env:type_name -> volt.plugin.v1.WorkloadSpec.EnvEntry
 	4,  // 2: volt.plugin.v1.WorkloadSpec.mounts:type_name -> volt.plugin.v1.Mount
-	38, // 3: volt.plugin.v1.WorkloadSpec.labels:type_name -> volt.plugin.v1.WorkloadSpec.LabelsEntry
-	39, // 4: volt.plugin.v1.WorkloadStatus.detail:type_name -> volt.plugin.v1.WorkloadStatus.DetailEntry
+	39, // 3: volt.plugin.v1.WorkloadSpec.labels:type_name -> volt.plugin.v1.WorkloadSpec.LabelsEntry
+	40, // 4: volt.plugin.v1.WorkloadStatus.detail:type_name -> volt.plugin.v1.WorkloadStatus.DetailEntry
 	5,  // 5: volt.plugin.v1.StartRequest.spec:type_name -> volt.plugin.v1.WorkloadSpec
 	6,  // 6: volt.plugin.v1.StartResponse.handle:type_name -> volt.plugin.v1.Handle
 	6,  // 7: volt.plugin.v1.RecoverRequest.handle:type_name -> volt.plugin.v1.Handle
@@ -2364,48 +2458,50 @@ var file_plugin_proto_depIdxs = []int32{
 	7,  // 13: volt.plugin.v1.InspectResponse.status:type_name -> volt.plugin.v1.WorkloadStatus
 	6,  // 14: volt.plugin.v1.LogsRequest.handle:type_name -> volt.plugin.v1.Handle
 	6,  // 15: volt.plugin.v1.ExecStart.handle:type_name -> volt.plugin.v1.Handle
-	40, // 16: volt.plugin.v1.ExecStart.env:type_name -> volt.plugin.v1.ExecStart.EnvEntry
-	22, // 17: volt.plugin.v1.ExecInput.start:type_name -> volt.plugin.v1.ExecStart
-	41, // 18: volt.plugin.v1.RunRequest.env:type_name -> volt.plugin.v1.RunRequest.EnvEntry
-	42, // 19: volt.plugin.v1.PackRequest.options:type_name -> volt.plugin.v1.PackRequest.OptionsEntry
-	43, // 20: volt.plugin.v1.PackedFile.meta:type_name -> volt.plugin.v1.PackedFile.MetaEntry
-	32, // 21: volt.plugin.v1.PackResponse.files:type_name -> volt.plugin.v1.PackedFile
-	32, // 22: volt.plugin.v1.ConvertResponse.files:type_name -> volt.plugin.v1.PackedFile
-	0,  // 23: volt.plugin.v1.Plugin.Info:input_type -> volt.plugin.v1.InfoRequest
-	2,  // 24: volt.plugin.v1.Runtime.Fingerprint:input_type -> volt.plugin.v1.FingerprintRequest
-	8,  // 25: volt.plugin.v1.Runtime.Start:input_type -> volt.plugin.v1.StartRequest
-	10, // 26: volt.plugin.v1.Runtime.Recover:input_type -> volt.plugin.v1.RecoverRequest
-	12, // 27: volt.plugin.v1.Runtime.Wait:input_type -> volt.plugin.v1.WaitRequest
-	14, // 28: volt.plugin.v1.Runtime.Stop:input_type -> volt.plugin.v1.StopRequest
-	16, // 29: volt.plugin.v1.Runtime.Destroy:input_type -> volt.plugin.v1.DestroyRequest
-	18, // 30: volt.plugin.v1.Runtime.Inspect:input_type -> volt.plugin.v1.InspectRequest
-	20, // 31: volt.plugin.v1.Runtime.Logs:input_type -> volt.plugin.v1.LogsRequest
-	23, // 32: volt.plugin.v1.Runtime.Exec:input_type -> volt.plugin.v1.ExecInput
-	25, // 33: volt.plugin.v1.Runtime.Run:input_type -> volt.plugin.v1.RunRequest
-	27, // 34: volt.plugin.v1.Format.Describe:input_type -> volt.plugin.v1.DescribeRequest
-	29, // 35: volt.plugin.v1.Format.Unpack:input_type -> volt.plugin.v1.UnpackRequest
-	31, // 36: volt.plugin.v1.Format.Pack:input_type -> volt.plugin.v1.PackRequest
-	34, // 37: volt.plugin.v1.Format.Convert:input_type -> volt.plugin.v1.ConvertRequest
-	1,  // 38: volt.plugin.v1.Plugin.Info:output_type -> volt.plugin.v1.InfoResponse
-	3,  // 39: volt.plugin.v1.Runtime.Fingerprint:output_type -> volt.plugin.v1.FingerprintResponse
-	9,  // 40: volt.plugin.v1.Runtime.Start:output_type -> volt.plugin.v1.StartResponse
-	11, // 41: volt.plugin.v1.Runtime.Recover:output_type -> volt.plugin.v1.RecoverResponse
-	13, // 42: volt.plugin.v1.Runtime.Wait:output_type -> volt.plugin.v1.WaitResponse
-	15, // 43: volt.plugin.v1.Runtime.Stop:output_type -> volt.plugin.v1.StopResponse
-	17, // 44: volt.plugin.v1.Runtime.Destroy:output_type -> volt.plugin.v1.DestroyResponse
-	19, // 45: volt.plugin.v1.Runtime.Inspect:output_type -> volt.plugin.v1.InspectResponse
-	21, // 46: volt.plugin.v1.Runtime.Logs:output_type -> volt.plugin.v1.LogsChunk
-	24, // 47: volt.plugin.v1.Runtime.Exec:output_type -> volt.plugin.v1.ExecOutput
-	26, // 48: volt.plugin.v1.Runtime.Run:output_type -> volt.plugin.v1.RunEvent
-	28, // 49: volt.plugin.v1.Format.Describe:output_type -> volt.plugin.v1.DescribeResponse
-	30, // 50: volt.plugin.v1.Format.Unpack:output_type -> volt.plugin.v1.UnpackResponse
-	33, // 51: volt.plugin.v1.Format.Pack:output_type -> volt.plugin.v1.PackResponse
-	35, // 52: volt.plugin.v1.Format.Convert:output_type -> volt.plugin.v1.ConvertResponse
-	38, // [38:53] is the sub-list for method output_type
-	23, // [23:38] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	41, // 16: volt.plugin.v1.ExecStart.env:type_name -> volt.plugin.v1.ExecStart.EnvEntry
+	23, // 17: volt.plugin.v1.ExecStart.size:type_name -> volt.plugin.v1.TermSize
+	22, // 18: volt.plugin.v1.ExecInput.start:type_name -> volt.plugin.v1.ExecStart
+	23, // 19: volt.plugin.v1.ExecInput.resize:type_name -> volt.plugin.v1.TermSize
+	42, // 20: volt.plugin.v1.RunRequest.env:type_name -> volt.plugin.v1.RunRequest.EnvEntry
+	43, // 21: volt.plugin.v1.PackRequest.options:type_name -> volt.plugin.v1.PackRequest.OptionsEntry
+	44, // 22: volt.plugin.v1.PackedFile.meta:type_name -> volt.plugin.v1.PackedFile.MetaEntry
+	33, // 23: volt.plugin.v1.PackResponse.files:type_name -> volt.plugin.v1.PackedFile
+	33, // 24: volt.plugin.v1.ConvertResponse.files:type_name -> volt.plugin.v1.PackedFile
+	0,  // 25: volt.plugin.v1.Plugin.Info:input_type -> volt.plugin.v1.InfoRequest
+	2,  // 26: volt.plugin.v1.Runtime.Fingerprint:input_type -> volt.plugin.v1.FingerprintRequest
+	8,  // 27: volt.plugin.v1.Runtime.Start:input_type -> volt.plugin.v1.StartRequest
+	10, // 28: volt.plugin.v1.Runtime.Recover:input_type -> volt.plugin.v1.RecoverRequest
+	12, // 29: volt.plugin.v1.Runtime.Wait:input_type -> volt.plugin.v1.WaitRequest
+	14, // 30: volt.plugin.v1.Runtime.Stop:input_type -> volt.plugin.v1.StopRequest
+	16, // 31: volt.plugin.v1.Runtime.Destroy:input_type -> volt.plugin.v1.DestroyRequest
+	18, // 32: volt.plugin.v1.Runtime.Inspect:input_type -> volt.plugin.v1.InspectRequest
+	20, // 33: volt.plugin.v1.Runtime.Logs:input_type -> volt.plugin.v1.LogsRequest
+	24, // 34: volt.plugin.v1.Runtime.Exec:input_type -> volt.plugin.v1.ExecInput
+	26, // 35: volt.plugin.v1.Runtime.Run:input_type -> volt.plugin.v1.RunRequest
+	28, // 36: volt.plugin.v1.Format.Describe:input_type -> volt.plugin.v1.DescribeRequest
+	30, // 37: volt.plugin.v1.Format.Unpack:input_type -> volt.plugin.v1.UnpackRequest
+	32, // 38: volt.plugin.v1.Format.Pack:input_type -> volt.plugin.v1.PackRequest
+	35, // 39: volt.plugin.v1.Format.Convert:input_type -> volt.plugin.v1.ConvertRequest
+	1,  // 40: volt.plugin.v1.Plugin.Info:output_type -> volt.plugin.v1.InfoResponse
+	3,  // 41: volt.plugin.v1.Runtime.Fingerprint:output_type -> volt.plugin.v1.FingerprintResponse
+	9,  // 42: volt.plugin.v1.Runtime.Start:output_type -> volt.plugin.v1.StartResponse
+	11, // 43: volt.plugin.v1.Runtime.Recover:output_type -> volt.plugin.v1.RecoverResponse
+	13, // 44: volt.plugin.v1.Runtime.Wait:output_type -> volt.plugin.v1.WaitResponse
+	15, // 45: volt.plugin.v1.Runtime.Stop:output_type -> volt.plugin.v1.StopResponse
+	17, // 46: volt.plugin.v1.Runtime.Destroy:output_type -> volt.plugin.v1.DestroyResponse
+	19, // 47: volt.plugin.v1.Runtime.Inspect:output_type -> volt.plugin.v1.InspectResponse
+	21, // 48: volt.plugin.v1.Runtime.Logs:output_type -> volt.plugin.v1.LogsChunk
+	25, // 49: volt.plugin.v1.Runtime.Exec:output_type -> volt.plugin.v1.ExecOutput
+	27, // 50: volt.plugin.v1.Runtime.Run:output_type -> volt.plugin.v1.RunEvent
+	29, // 51: volt.plugin.v1.Format.Describe:output_type -> volt.plugin.v1.DescribeResponse
+	31, // 52: volt.plugin.v1.Format.Unpack:output_type -> volt.plugin.v1.UnpackResponse
+	34, // 53: volt.plugin.v1.Format.Pack:output_type -> volt.plugin.v1.PackResponse
+	36, // 54: volt.plugin.v1.Format.Convert:output_type -> volt.plugin.v1.ConvertResponse
+	40, // [40:55] is the sub-list for method output_type
+	25, // [25:40] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2413,17 +2509,18 @@ func file_plugin_proto_init() {
 	if File_plugin_proto != nil {
 		return
 	}
-	file_plugin_proto_msgTypes[23].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[24].OneofWrappers = []any{
 		(*ExecInput_Start)(nil),
 		(*ExecInput_Stdin)(nil),
 		(*ExecInput_StdinClose)(nil),
+		(*ExecInput_Resize)(nil),
 	}
-	file_plugin_proto_msgTypes[24].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[25].OneofWrappers = []any{
 		(*ExecOutput_Stdout)(nil),
 		(*ExecOutput_Stderr)(nil),
 		(*ExecOutput_ExitCode)(nil),
 	}
-	file_plugin_proto_msgTypes[26].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[27].OneofWrappers = []any{
 		(*RunEvent_Output)(nil),
 		(*RunEvent_ExitCode)(nil),
 	}
@@ -2433,7 +2530,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
