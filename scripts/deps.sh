@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(systemd-container busybox-static qemu-utils qemu-system-x86 docker-registry skopeo umoci
   wireguard-tools b3sum cpio tini protobuf-compiler casync zip unzip zstd git ca-certificates
-  openssh-client iproute2 make bc time)
+  openssh-client iproute2 make bc time tmux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
