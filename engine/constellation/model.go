@@ -65,9 +65,18 @@ type Resources struct {
 	CPUs   float64 `yaml:"cpus,omitempty" json:"cpus,omitempty"`
 }
 
-// Security selects sandboxing for a workload.
+// Security selects sandboxing for a workload (docs/workload-security.md).
 type Security struct {
+	// Landlock is default, strict, none or a profile's name ("" is none).
 	Landlock string `yaml:"landlock,omitempty" json:"landlock,omitempty"`
+	// Seccomp is default, unconfined or the path of a docker-format JSON
+	// profile ("" is default).
+	Seccomp string `yaml:"seccomp,omitempty" json:"seccomp,omitempty"`
+	// NoNewPrivileges defaults to true.
+	NoNewPrivileges *bool `yaml:"no_new_privileges,omitempty" json:"no_new_privileges,omitempty"`
+	// Writable lists more container paths the Landlock profiles let the
+	// service write.
+	Writable []string `yaml:"writable,omitempty" json:"writable,omitempty"`
 }
 
 // ConfigRef attaches a top-level config to a service as an overlay.
@@ -97,6 +106,15 @@ type Container struct {
 	Security    *Security             `yaml:"security,omitempty" json:"security,omitempty"`
 	Configs     []ConfigRef           `yaml:"configs,omitempty" json:"configs,omitempty"`
 	Secrets     []string              `yaml:"secrets,omitempty" json:"secrets,omitempty"`
+	// CapAdd and CapDrop change docker's default capability set ("ALL"
+	// allowed in CapDrop); Privileged keeps all capabilities and needs
+	// --allow-privileged at import.
+	CapAdd     []string `yaml:"cap_add,omitempty" json:"cap_add,omitempty"`
+	CapDrop    []string `yaml:"cap_drop,omitempty" json:"cap_drop,omitempty"`
+	Privileged bool     `yaml:"privileged,omitempty" json:"privileged,omitempty"`
+	// ReadOnly mounts the root read-only; Tmpfs lists paths given a tmpfs.
+	ReadOnly bool     `yaml:"read_only,omitempty" json:"read_only,omitempty"`
+	Tmpfs    []string `yaml:"tmpfs,omitempty" json:"tmpfs,omitempty"`
 }
 
 // VM is a virtual machine workload (QEMU). It boots Image, or Kernel (+Initrd, Cmdline).

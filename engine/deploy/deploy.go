@@ -21,6 +21,7 @@ import (
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/constellation"
 	"github.com/volt-cli/volt/engine/digest"
+	"github.com/volt-cli/volt/engine/security"
 	"github.com/volt-cli/volt/sdk"
 )
 
@@ -99,6 +100,9 @@ type ImportOptions struct {
 	Force bool
 	// Platform is "os/arch" (default: this host's).
 	Platform string
+	// Security controls how the services' security settings are checked
+	// (--allow-privileged, --security=best-effort).
+	Security security.Options
 }
 
 // HostPlatform returns "linux/<GOARCH>" for this host.
@@ -167,6 +171,9 @@ func (d *Deployer) Import(ctx context.Context, opts ImportOptions) (*Stack, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := d.secure(work, compose, opts.Security); err != nil {
+		return nil, err
+	}
 
 	// Stage everything before touching the running deployment. Staging
 	// dirs of imports killed midway are removed first: callers hold the
@@ -200,6 +207,7 @@ func (d *Deployer) Import(ctx context.Context, opts ImportOptions) (*Stack, erro
 			return nil, err
 		}
 	}
+	d.warnMissingPolicyPaths(work)
 	hookDir := stackDir(d.Root, name)
 	hookEnv := hookEnvironment(st, hookDir)
 	if opts.RunHooks {
