@@ -136,6 +136,7 @@ volt bundle inspect hello.vbundle`,
 			registryCommand(),
 			keyCommand(),
 			configCommand(),
+			securityCommand(),
 			versionCommand(),
 		},
 	}

@@ -66,3 +66,6 @@ func (d *Deployer) warnMissingPolicyPaths(work []Workload) {
 		}
 	}
 }
+
+// ReadConstellation reads and parses a bundle's Constellation.
+func ReadConstellation(r *bundle.Reader) (*constellation.File, error) { return readCompose(r) }

@@ -253,7 +253,7 @@ func resolveSeccomp(cfg *seccomp.Seccomp, caps []string) (*sdk.SeccompProfile, e
 		p.Syscalls = append(p.Syscalls, r)
 	}
 	if runtime.GOOS == "linux" {
-		if _, err := p.SeccompPolicy(); err != nil { // compiles here, or fails the import
+		if err := p.Compile(); err != nil { // compiles here, or fails the import
 			return nil, err
 		}
 	}

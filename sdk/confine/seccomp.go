@@ -94,7 +94,8 @@ func seccompCondition(a SeccompArg) (seccomp.Condition, error) {
 	return c, nil
 }
 
-// SeccompPolicy compiles p for this machine's architecture. Syscall names
+// SeccompPolicy translates p into go-seccomp-bpf's policy for this
+// machine's architecture (Compile or ApplySeccomp assemble it). Syscall names
 // the architecture does not have are skipped (they cannot be called here).
 // A rule with an unconditional entry for a syscall wins over conditional
 // entries for the same syscall and action.
@@ -171,10 +172,20 @@ func (p SeccompProfile) SeccompPolicy() (*seccomp.Policy, error) {
 		g.Names = slices.Compact(g.Names)
 		pol.Syscalls = append(pol.Syscalls, *g)
 	}
-	if _, err := pol.Assemble(); err != nil {
-		return nil, fmt.Errorf("seccomp: %w", err)
-	}
 	return pol, nil
+}
+
+// Compile checks that p compiles to a BPF program on this machine (what
+// ApplySeccomp will load), without loading it.
+func (p SeccompProfile) Compile() error {
+	pol, err := p.SeccompPolicy()
+	if err != nil {
+		return err
+	}
+	if _, err := pol.Assemble(); err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
+	return nil
 }
 
 // ApplySeccomp compiles p and loads it into the calling thread's process

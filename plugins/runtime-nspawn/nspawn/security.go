@@ -318,7 +318,8 @@ func execPrefix(hd *handleData) []string {
 }
 
 // mountPoints creates, in a rootfs the container will see read-only, the
-// mount points nspawn cannot create then: tmpfs targets and bind targets
+// mount points nspawn cannot create then: its API file systems, tmpfs
+// targets and bind targets
 // (a directory, or an empty file for a file source). A symlink on the way
 // is refused so that nothing is created outside the rootfs.
 func mountPoints(spec sdk.WorkloadSpec) error {
@@ -330,6 +331,10 @@ func mountPoints(spec sdk.WorkloadSpec) error {
 		file bool
 	}
 	var pts []point
+	// What systemd-nspawn mounts in every container.
+	for _, d := range []string{"/proc", "/sys", "/dev", "/run", "/tmp"} {
+		pts = append(pts, point{path: d})
+	}
 	for _, t := range spec.Security.Tmpfs {
 		pts = append(pts, point{path: t})
 	}
