@@ -22,6 +22,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	_ = os.Chmod(dir, 0o755) // TestPolicyAsNonRoot runs it as nobody
 	initBin = filepath.Join(dir, "volt-init")
 	cmd := exec.Command("go", "build", "-o", initBin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -186,5 +187,32 @@ func TestReport(t *testing.T) {
 	b, err := os.ReadFile(rep)
 	if err != nil || !strings.Contains(string(b), `"capabilities":["CAP_KILL"]`) || !strings.Contains(string(b), `"no_new_privileges":true`) {
 		t.Errorf("report = %s, %v", b, err)
+	}
+}
+
+func TestPolicyAsNonRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch to another user")
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755) // t.TempDir makes its parent 0700
+	scratch := filepath.Join(dir, "scratch")
+	os.Mkdir(scratch, 0o777)
+	os.Chmod(scratch, 0o777)
+	pol := filepath.Join(dir, "p.json")
+	os.WriteFile(pol, []byte(`{"capabilities":["CAP_KILL"],"no_new_privileges":true,
+"seccomp":{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]},
+"landlock":{"fs_execute":["/"],"fs_write":["`+scratch+`","/dev/null"]}}`), 0o644)
+	cmd := exec.Command(initBin, "--policy", pol, "--", "/bin/sh", "-c",
+		"id -u; mkdir "+scratch+"/d && echo mkdir-ok; touch "+scratch+"/f && echo touch-ok; touch "+dir+"/g && echo outside-ok; true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	s := string(out)
+	if !strings.HasPrefix(s, "65534\n") || strings.Contains(s, "mkdir-ok") || !strings.Contains(s, "touch-ok") || strings.Contains(s, "outside-ok") {
+		t.Errorf("non-root under seccomp (no mkdir) and Landlock (write only scratch):\n%s", s)
 	}
 }

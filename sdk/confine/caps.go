@@ -57,10 +57,26 @@ func capsMask(names []string) (uint64, error) {
 // set needs CAP_SETPCAP, which is dropped last. The process should be
 // single-threaded (or locked to its OS thread) since capsets are per thread
 // until exec.
+//
+// A process without CAP_SETPCAP (a non-root user) cannot shrink its
+// bounding set; with no_new_privs set it cannot gain anything from it
+// either (setuid and file capabilities are ignored), so then the bounding
+// set is left as it is. Without no_new_privs that is an error.
 func LimitCapabilities(keep []string) error {
 	mask, err := capsMask(keep)
 	if err != nil {
 		return err
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	canDrop := data[0].Effective&(1<<unix.CAP_SETPCAP) != 0
+	if !canDrop {
+		if nnp, _ := unix.PrctlRetInt(unix.PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0); nnp != 1 {
+			canDrop = true // try, and report the kernel's refusal
+		}
 	}
 	last := unix.CAP_LAST_CAP
 	if b, err := readCapLastCap(); err == nil {
@@ -76,24 +92,19 @@ func LimitCapabilities(keep []string) error {
 		}
 		return nil
 	}
-	for c := 0; c <= last; c++ {
+	for c := 0; c <= last && canDrop; c++ {
 		if mask&(1<<uint(c)) == 0 && c != unix.CAP_SETPCAP {
 			if err := drop(c); err != nil {
 				return err
 			}
 		}
 	}
-	if mask&(1<<unix.CAP_SETPCAP) == 0 {
+	if mask&(1<<unix.CAP_SETPCAP) == 0 && canDrop {
 		if err := drop(unix.CAP_SETPCAP); err != nil {
 			return err
 		}
 	}
 	_ = unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("capget: %w", err)
-	}
 	for i := range data {
 		m := uint32(mask >> (32 * uint(i)))
 		data[i].Effective &= m
