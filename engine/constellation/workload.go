@@ -241,7 +241,16 @@ func (d *decoder) security(n *yaml.Node, path string) (*Security, error) {
 		var err error
 		switch key {
 		case "landlock":
-			s.Landlock, err = d.str(v, p)
+			r, rerr := d.resolve(v)
+			if rerr != nil {
+				return rerr
+			}
+			if r != nil && r.Kind == yaml.MappingNode {
+				s.Landlock = LandlockInline
+				s.LandlockRules, err = d.landlockRules(r, p)
+			} else {
+				s.Landlock, err = d.str(v, p)
+			}
 		case "seccomp":
 			s.Seccomp, err = d.str(v, p)
 		case "no_new_privileges":
@@ -604,4 +613,44 @@ func (d *decoder) voltFile(root *yaml.Node) (*File, error) {
 		return err
 	})
 	return f, err
+}
+
+// landlockRulesKeys are the keys of an inline Landlock policy.
+var landlockRulesKeys = []string{"fs_read", "fs_write", "fs_execute", "net_bind", "net_connect", "restrict_net"}
+
+// landlockRules decodes an inline Landlock policy.
+func (d *decoder) landlockRules(n *yaml.Node, path string) (*LandlockRules, error) {
+	r := &LandlockRules{}
+	err := d.fields(n, path, "a profile name or a map like {fs_read: [/etc], fs_write: [/srv]}", landlockRulesKeys, nil, func(key, p string, v *yaml.Node) error {
+		var err error
+		paths := func() ([]string, error) { return d.strList(v, p, "a list of container paths like [/srv]") }
+		ports := func() ([]int, error) {
+			var out []int
+			err := d.list(v, p, "a list of TCP ports like [8080]", func(_ int, sub string, item *yaml.Node) error {
+				n, err := d.integer(item, sub)
+				if err == nil && (n < 1 || n > 65535) {
+					return d.errAt(item, "", "%s: %d is not a TCP port (1-65535)", sub, n)
+				}
+				out = append(out, n)
+				return err
+			})
+			return out, err
+		}
+		switch key {
+		case "fs_read":
+			r.FSRead, err = paths()
+		case "fs_write":
+			r.FSWrite, err = paths()
+		case "fs_execute":
+			r.FSExecute, err = paths()
+		case "net_bind":
+			r.NetBind, err = ports()
+		case "net_connect":
+			r.NetConnect, err = ports()
+		case "restrict_net":
+			r.RestrictNet, err = d.boolean(v, p)
+		}
+		return err
+	})
+	return r, err
 }

@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/volt-cli/volt/engine/constellation"
 	"github.com/volt-cli/volt/sdk"
 )
 
@@ -62,6 +63,33 @@ func ParseProfile(name string, data []byte) (*Profile, error) {
 		}
 		return nil, fmt.Errorf("profile %s: %w", name, cleanYAMLError(err))
 	}
+	return f.profile(name)
+}
+
+// InlineProfile is the profile of an inline landlock: {...} policy.
+func InlineProfile(r *constellation.LandlockRules) (*Profile, error) {
+	f := profileFile{FSRead: r.FSRead, FSWrite: r.FSWrite, FSExecute: r.FSExecute, RestrictNet: r.RestrictNet}
+	for _, list := range []struct {
+		in  []int
+		out *[]uint16
+	}{{r.NetBind, &f.NetBind}, {r.NetConnect, &f.NetConnect}} {
+		for _, p := range list.in {
+			if p < 1 || p > 65535 {
+				return nil, fmt.Errorf("landlock: %d is not a TCP port", p)
+			}
+			*list.out = append(*list.out, uint16(p))
+		}
+	}
+	p, err := f.profile(constellation.LandlockInline)
+	if err != nil {
+		return nil, err
+	}
+	p.Source = "inline"
+	return p, nil
+}
+
+// profile checks f and turns it into a Profile.
+func (f profileFile) profile(name string) (*Profile, error) {
 	for key, list := range map[string][]string{"fs_read": f.FSRead, "fs_write": f.FSWrite, "fs_execute": f.FSExecute} {
 		for _, p := range list {
 			if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, "\x00\n") {

@@ -312,6 +312,15 @@ func Landlock(name string, c *constellation.Container, mounts []sdk.Mount, tmpfs
 		}
 		return p, name, nil
 	}
+	if name == constellation.LandlockInline && c.Security != nil && c.Security.LandlockRules != nil {
+		prof, err := InlineProfile(c.Security.LandlockRules)
+		if err != nil {
+			return nil, "", err
+		}
+		p := prof.Policy
+		p.Write = append(p.Write, deviceFiles...)
+		return &p, name, nil
+	}
 	prof, path, err := LoadProfile(name, opts.ProfileDirs)
 	if err != nil {
 		return nil, "", err

@@ -101,6 +101,12 @@ func TestResolve(t *testing.T) {
 		{"custom profile", constellation.Container{Security: &constellation.Security{Landlock: "web"}}, Options{LandlockABI: 7, ProfileDirs: []string{profiles}}, func(s *sdk.WorkloadSecurity) bool {
 			return s.Landlock.RestrictNet && reflect.DeepEqual(s.Landlock.NetConnect, []uint16{5432}) && slices.Contains(s.Landlock.Write, "/srv")
 		}, "", ""},
+		{"inline policy", constellation.Container{Security: &constellation.Security{Landlock: constellation.LandlockInline,
+			LandlockRules: &constellation.LandlockRules{FSExecute: []string{"/"}, FSWrite: []string{"/srv"}, NetConnect: []int{5432}}}}, Options{LandlockABI: 7}, func(s *sdk.WorkloadSecurity) bool {
+			return s.LandlockName == "inline" && s.Landlock.RestrictNet && slices.Contains(s.Landlock.Write, "/srv") && reflect.DeepEqual(s.Landlock.NetConnect, []uint16{5432})
+		}, "", ""},
+		{"inline relative path", constellation.Container{Security: &constellation.Security{Landlock: constellation.LandlockInline,
+			LandlockRules: &constellation.LandlockRules{FSWrite: []string{"srv"}}}}, Options{LandlockABI: 7}, nil, `"srv" is not an absolute path`, ""},
 		{"unknown profile", constellation.Container{Security: &constellation.Security{Landlock: "nope"}}, Options{ProfileDirs: []string{profiles}}, nil, `landlock profile "nope" not found`, ""},
 		{"bad tmpfs", constellation.Container{Tmpfs: []string{"tmp"}}, Options{}, nil, "want an absolute container path", ""},
 		{"unknown capability", constellation.Container{CapDrop: []string{"NET_RAWW"}}, Options{}, nil, "did you mean NET_RAW", ""},
