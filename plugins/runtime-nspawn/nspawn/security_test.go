@@ -178,3 +178,18 @@ func probeResults(log string) string {
 	}
 	return strings.Join(out, " ")
 }
+
+func TestSecurityLandlockStrictTCP(t *testing.T) {
+	if sdk.LandlockABI() < sdk.LandlockMinNetABI {
+		t.Skip("kernel without Landlock TCP rules")
+	}
+	// A bind that is allowed blocks in listen until timeout kills it (143);
+	// a refused one fails at once.
+	script := `timeout 1 nc -l -p 47311 127.0.0.1; echo allowed-bind:$?; timeout 1 nc -l -p 47312 127.0.0.1; echo other-bind:$?`
+	pol := landlockDefault("/data")
+	pol.RestrictNet, pol.NetBind = true, []uint16{47311}
+	_, _, log := outcome(t, "sec-tcp", script, &sdk.WorkloadSecurity{Landlock: pol, LandlockName: "strict"})
+	if !strings.Contains(log, "allowed-bind:143") || strings.Contains(log, "other-bind:143") || !strings.Contains(log, "other-bind:") {
+		t.Fatalf("strict: want port 47311 bindable and 47312 refused:\n%s", log)
+	}
+}
