@@ -10,7 +10,7 @@ export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 .PHONY: help build plugins test lint fmt demo bench conformance proto man clean
 
 help:
-	@echo "make build   - build bin/volt and bin/volt-plugin-* "
+	@echo "make build   - build bin/volt, bin/volt-init and bin/volt-plugin-* "
 	@echo "make test    - the whole test suite (scripts/test.sh: deps, build, lint, go test -race)"
 	@echo "make lint    - gofmt, go vet, staticcheck"
 	@echo "make demo    - the quick start: build, verify, deploy and show the hello example"
@@ -19,7 +19,12 @@ help:
 	@echo "make proto   - regenerate the plugin protocol's Go code"
 	@echo "make man     - man pages for every command into bin/man (man -l bin/man/volt.1)"
 
-build: $(BIN)/volt plugins
+build: $(BIN)/volt $(BIN)/volt-init plugins
+
+# The containers' PID 1: static, so it runs in any image.
+$(BIN)/volt-init: FORCE
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/volt-init
 
 $(BIN)/volt: FORCE
 	@mkdir -p $(BIN)

@@ -16,7 +16,7 @@ set -uo pipefail
 cd "$(dirname "$0")"
 log=$(mktemp /tmp/volt-bench-run.XXXXXX)
 trap 'rm -f "$log"' EXIT
-scripts="bundle.sh recipe.sh deploy.sh nspawn-start.sh oci-unpack.sh cas.sh vm-start.sh registry.sh"
+scripts="bundle.sh recipe.sh deploy.sh nspawn-start.sh security.sh oci-unpack.sh cas.sh vm-start.sh registry.sh"
 [ "${ONLY:-}" = 17 ] && scripts="bundle.sh recipe.sh cas.sh registry.sh"
 for s in $scripts; do
   [ -f "$s" ] || continue

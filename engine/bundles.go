@@ -12,8 +12,10 @@ import (
 
 	"github.com/volt-cli/volt/engine/build"
 	"github.com/volt-cli/volt/engine/bundle"
+	"github.com/volt-cli/volt/engine/deploy"
 	"github.com/volt-cli/volt/engine/plan"
 	"github.com/volt-cli/volt/engine/pluginhost"
+	"github.com/volt-cli/volt/engine/security"
 	"github.com/volt-cli/volt/engine/sign"
 	"github.com/volt-cli/volt/sdk/atomicfile"
 	"github.com/volt-cli/volt/starlark"
@@ -283,6 +285,8 @@ type BundleSummary struct {
 	Hooks     map[string]string `json:"hooks,omitempty"`
 	Digest    string            `json:"digest"`
 	Manifest  *bundle.Manifest  `json:"manifest,omitempty"`
+	// Security is what each container service asks for (engine/security).
+	Security []security.Request `json:"security,omitempty"`
 }
 
 // ServiceSummary is one service of a bundle.
@@ -353,6 +357,9 @@ func summarize(path string, r *bundle.Reader) (*BundleSummary, error) {
 		}
 		sort.Strings(ss.Platforms)
 		s.Services = append(s.Services, ss)
+	}
+	if f, err := deploy.ReadConstellation(r); err == nil {
+		s.Security = security.Describe(f, security.Options{})
 	}
 	return s, nil
 }

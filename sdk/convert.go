@@ -31,10 +31,12 @@ func specToPB(s WorkloadSpec) *pb.WorkloadSpec {
 	for i, m := range s.Mounts {
 		mounts[i] = &pb.Mount{Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
 	}
-	return &pb.WorkloadSpec{Name: s.Name, Root: s.Root, StateDir: s.StateDir, Image: s.Image,
+	p := &pb.WorkloadSpec{Name: s.Name, Root: s.Root, StateDir: s.StateDir, Image: s.Image,
 		Kernel: s.Kernel, Initrd: s.Initrd, Cmdline: s.Cmdline, Command: s.Command, Env: s.Env,
 		WorkingDir: s.WorkingDir, User: s.User, Mounts: mounts, Ports: s.Ports,
 		NetworkMode: s.NetworkMode, Cpus: s.CPUs, MemoryBytes: s.MemoryBytes, Labels: s.Labels}
+	p.Security = securityToPB(s.Security)
+	return p
 }
 
 func specFromPB(m *pb.WorkloadSpec) WorkloadSpec {
@@ -42,11 +44,13 @@ func specFromPB(m *pb.WorkloadSpec) WorkloadSpec {
 	for _, x := range m.GetMounts() {
 		mounts = append(mounts, Mount{Source: x.GetSource(), Target: x.GetTarget(), ReadOnly: x.GetReadOnly()})
 	}
-	return WorkloadSpec{Name: m.GetName(), Root: m.GetRoot(), StateDir: m.GetStateDir(),
+	s := WorkloadSpec{Name: m.GetName(), Root: m.GetRoot(), StateDir: m.GetStateDir(),
 		Image: m.GetImage(), Kernel: m.GetKernel(), Initrd: m.GetInitrd(), Cmdline: m.GetCmdline(),
 		Command: m.GetCommand(), Env: m.GetEnv(), WorkingDir: m.GetWorkingDir(), User: m.GetUser(),
 		Mounts: mounts, Ports: m.GetPorts(), NetworkMode: m.GetNetworkMode(), CPUs: m.GetCpus(),
 		MemoryBytes: m.GetMemoryBytes(), Labels: m.GetLabels()}
+	s.Security = securityFromPB(m.GetSecurity())
+	return s
 }
 
 func handleToPB(h Handle) *pb.Handle { return &pb.Handle{Name: h.Name, Data: h.Data} }

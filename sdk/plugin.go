@@ -86,6 +86,9 @@ type WorkloadSpec struct {
 	CPUs        float64
 	MemoryBytes int64
 	Labels      map[string]string
+	// Security confines a container; nil means the runtime's defaults
+	// (DefaultCapabilities, no_new_privileges, no seccomp, no Landlock).
+	Security *WorkloadSecurity `json:",omitempty"`
 }
 
 // Handle identifies a started workload. Data is opaque to the host, stored in

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 
-	"github.com/landlock-lsm/go-landlock/landlock"
 	llsyscall "github.com/landlock-lsm/go-landlock/landlock/syscall"
 )
 
@@ -37,6 +37,10 @@ func (p SandboxPolicy) Encode() (string, error) {
 // systemReadDirs stay readable under any policy so that a plugin can exec
 // tools such as qemu-img.
 var systemReadDirs = []string{"/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/proc", "/sys/devices/system/cpu"}
+
+// deviceFiles stay writable under any policy: the character devices every
+// program expects to open read-write (os/exec needs /dev/null).
+var deviceFiles = []string{"/dev/null", "/dev/zero", "/dev/urandom"}
 
 // applySandboxFromEnv applies the SandboxEnv policy, if any, to this process.
 // It first moves go-plugin's socket into a private directory it may write.
@@ -70,35 +74,68 @@ func applySandboxFromEnv() error {
 // ApplySandbox restricts the calling process (all its threads, and every
 // process it starts) to p, plus extraWrite directories. It uses the best
 // Landlock ABI the kernel offers and is a no-op on kernels without Landlock.
-// Paths that do not exist are skipped.
+// Paths that do not exist are skipped. It is LandlockPolicy with the system
+// directories readable and executable and the device files writable.
 func ApplySandbox(p SandboxPolicy, extraWrite ...string) error {
-	var rules []landlock.Rule
-	rules = append(rules, landlock.RODirs(systemReadDirs...).IgnoreIfMissing())
-	rules = append(rules, landlock.RWFiles("/dev/null", "/dev/zero", "/dev/urandom").IgnoreIfMissing())
-	for _, path := range p.Read {
-		rules = append(rules, pathRule(path, false))
+	lp := LandlockPolicy{
+		Execute: append(slices.Clone(systemReadDirs), p.Read...),
+		Write:   append(append(slices.Clone(deviceFiles), p.Write...), extraWrite...),
 	}
-	for _, path := range append(append([]string{}, p.Write...), extraWrite...) {
-		rules = append(rules, pathRule(path, true))
-	}
-	if err := landlock.V5.BestEffort().RestrictPaths(rules...); err != nil {
-		return fmt.Errorf("sandbox: landlock: %w", err)
+	if _, err := ApplyLandlock(lp); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
 	}
 	return nil
 }
 
-// pathRule is the rule for one path: a directory rule for directories, a file
-// rule for anything else.
-func pathRule(path string, write bool) landlock.Rule {
-	fi, err := os.Stat(path)
-	dir := err == nil && fi.IsDir()
-	switch {
-	case dir && write:
-		return landlock.RWDirs(path).WithRefer().IgnoreIfMissing()
-	case dir:
-		return landlock.RODirs(path).IgnoreIfMissing()
-	case write:
-		return landlock.RWFiles(path).IgnoreIfMissing()
+// DefaultCapabilities is the capability set a container keeps unless its
+// service says otherwise: docker's (and podman's) default set.
+var DefaultCapabilities = []string{
+	"CAP_AUDIT_WRITE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+	"CAP_MKNOD", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP",
+	"CAP_SETUID", "CAP_SYS_CHROOT",
+}
+
+// WorkloadSecurity is how a container is confined, resolved by the host
+// from the service's security settings (engine/security): runtimes apply
+// it as given.
+type WorkloadSecurity struct {
+	// Privileged keeps every capability and turns seccomp off.
+	Privileged bool `json:"privileged,omitempty"`
+	// Capabilities is the whole bounding set ("CAP_NET_RAW" ...); nil
+	// means DefaultCapabilities, an empty non-nil list none at all.
+	Capabilities []string `json:"capabilities"`
+	// AllowNewPrivileges leaves no_new_privileges off (setuid binaries work).
+	AllowNewPrivileges bool `json:"allow_new_privileges,omitempty"`
+	// ReadOnlyRoot mounts the container's root read-only; Tmpfs lists
+	// container paths that get a fresh tmpfs.
+	ReadOnlyRoot bool     `json:"read_only_root,omitempty"`
+	Tmpfs        []string `json:"tmpfs,omitempty"`
+	// Seccomp is the resolved filter; nil means unconfined. SeccompName
+	// says where it came from ("default", "unconfined", a file name).
+	Seccomp     *SeccompProfile `json:"seccomp,omitempty"`
+	SeccompName string          `json:"seccomp_name,omitempty"`
+	// Landlock is the policy in container paths; nil means none.
+	// LandlockName is the profile's name ("default", "strict", a file).
+	Landlock     *LandlockPolicy `json:"landlock,omitempty"`
+	LandlockName string          `json:"landlock_name,omitempty"`
+}
+
+// Caps returns the capability bounding set s asks for.
+func (s *WorkloadSecurity) Caps() []string {
+	if s == nil || s.Capabilities == nil {
+		return slices.Clone(DefaultCapabilities)
 	}
-	return landlock.ROFiles(path).IgnoreIfMissing()
+	return slices.Clone(s.Capabilities)
+}
+
+// InitPolicyFor is the InitPolicy for s (nil: the runtime's defaults).
+func InitPolicyFor(s *WorkloadSecurity) InitPolicy {
+	p := InitPolicy{Capabilities: s.Caps(), NoNewPrivileges: s == nil || !s.AllowNewPrivileges}
+	if s != nil {
+		p.Seccomp, p.Landlock = s.Seccomp, s.Landlock
+		if s.Privileged {
+			p.Capabilities = nil
+		}
+	}
+	return p
 }

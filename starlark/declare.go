@@ -149,7 +149,12 @@ func init() {
 				{Name: "healthcheck", Type: TStruct, Doc: "dict with test (list of str), interval, timeout, retries, start_period"},
 				{Name: "restart", Type: TStr, Doc: "restart policy: no, always, on-failure, unless-stopped", validate: oneOf(restarts...)},
 				{Name: "resources", Type: TStruct, Doc: "dict with memory (str) and cpus (float)"},
-				{Name: "security", Type: TStruct, Doc: "dict with landlock (str)"},
+				{Name: "security", Type: TStruct, Doc: "dict with landlock (default, strict, none or a profile name), seccomp (default, unconfined or a profile path), no_new_privileges (bool, default true), writable (list of str)"},
+				{Name: "cap_add", Type: TStrList, Doc: "capabilities added to docker's default set, e.g. [\"NET_ADMIN\"]"},
+				{Name: "cap_drop", Type: TStrList, Doc: "capabilities dropped from docker's default set (\"ALL\" drops every one)"},
+				{Name: "privileged", Type: TBool, Doc: "every capability and no seccomp filter; import needs --allow-privileged"},
+				{Name: "read_only", Type: TBool, Doc: "mount the container's root read-only"},
+				{Name: "tmpfs", Type: TStrList, Doc: "container paths that get a fresh tmpfs"},
 				{Name: "config", Type: TOverlays, Doc: "config overlays made with `overlay`"},
 			}},
 		{Name: "vm", fn: (*evaluator).bVM, Returns: "the service name",
@@ -621,6 +626,8 @@ func (ev *evaluator) bContainer(c *call) (sl.Value, error) {
 		Environment: c.strDict("environment"), Ports: c.strList("ports"),
 		Networks: c.strList("networks"), Volumes: c.strList("volumes"),
 		Restart: c.str("restart"),
+		CapAdd:  c.strList("cap_add"), CapDrop: c.strList("cap_drop"), Privileged: c.boolean("privileged"),
+		ReadOnly: c.boolean("read_only"), Tmpfs: c.strList("tmpfs"),
 	}
 	for _, f := range c.strList("env_file") {
 		p, err := ev.input(f, ev.argPos(c, "env_file", -1))

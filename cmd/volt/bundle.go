@@ -199,14 +199,16 @@ func bundleInspectCommand() *command {
 	return &command{
 		name:    "inspect",
 		summary: "Show what a bundle holds (reads only its manifest)",
-		usage:   "BUNDLE [--show-manifest] [--show-hooks] [-o json]",
+		usage:   "BUNDLE [--show-manifest] [--show-hooks] [--show-security] [-o json]",
 		examples: `volt bundle inspect hello.vbundle
 volt bundle inspect hello.vbundle --show-manifest
+volt bundle inspect shop.vbundle --show-security
 volt bundle inspect hello.vbundle -o json`,
 		args: exactArgs(1, "BUNDLE"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
 			showManifest := fs.Bool("show-manifest", false, "print bundle.json")
 			showHooks := fs.Bool("show-hooks", false, "print the lifecycle hook scripts")
+			showSecurity := fs.Bool("show-security", false, "print what each container asks for: capabilities, seccomp, Landlock, read-only root")
 			return func(ctx context.Context, a *app, args []string) error {
 				s, err := a.eng.InspectBundle(args[0])
 				if err != nil {
@@ -229,6 +231,9 @@ volt bundle inspect hello.vbundle -o json`,
 					return a.printJSON(s)
 				}
 				printInspect(a, s)
+				if *showSecurity {
+					printSecurity(a, s.Security)
+				}
 				if *showHooks {
 					return printHooks(a, args[0], s)
 				}
@@ -284,6 +289,11 @@ func printInspect(a *app, s *engine.BundleSummary) {
 		}
 		sort.Strings(kinds)
 		fmt.Fprintf(w, "\nHooks: %s\n", strings.Join(kinds, ", "))
+	}
+	for _, r := range s.Security {
+		if r.Privileged {
+			fmt.Fprintf(w, "\nPRIVILEGED: %s asks for every capability and no seccomp filter (import needs --allow-privileged)\n", r.Service)
+		}
 	}
 }
 

@@ -44,6 +44,13 @@ func TestMain(m *testing.M) {
 					os.Exit(1)
 				}
 			}
+			// The containers' init, found beside runtime-nspawn.
+			build := exec.Command("go", "build", "-o", filepath.Join(dir, "volt-init"), "../volt-init")
+			build.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := build.CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "build volt-init: %v\n%s", err, out)
+				os.Exit(1)
+			}
 		}
 		code := m.Run()
 		os.RemoveAll(dir)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/volt-cli/volt/engine"
 	"github.com/volt-cli/volt/engine/deploy"
+	"github.com/volt-cli/volt/engine/security"
 	"github.com/volt-cli/volt/engine/sign"
 	"github.com/volt-cli/volt/sdk"
 	"github.com/volt-cli/volt/sdk/console"
@@ -24,7 +26,7 @@ func bundleImportCommand() *command {
 	return &command{
 		name:    "import",
 		summary: "Verify a bundle and deploy it as a stack",
-		usage:   "BUNDLE [--verify] [--run-hooks] [--set K=V]... [--no-start] [--force] [--name STACK]",
+		usage:   "BUNDLE [--verify] [--run-hooks] [--set K=V]... [--no-start] [--force] [--name STACK] [--allow-privileged] [--security MODE]",
 		long: `Checks the bundle's structure and every entry's BLAKE3 (and its signature with --verify or
 config bundle.require_signature), unpacks each service's image for this host's platform,
 applies config overlays with ${VAR} expansion, and starts the services in dependency order.
@@ -32,7 +34,10 @@ BUNDLE is a file, an oci:// reference, or NAME[:VERSION] of a bundle in the loca
 cache (volt bundle list). Importing the same bundle again does nothing; --force replaces a
 deployed stack. A failed import leaves the previous deployment running. Device nodes in images
 are never created (each skipped with a warning). With -o json the stack is printed with
-"checks": the checks that ran (zip, structure, signature, integrity, tar).`,
+"checks": the checks that ran (zip, structure, signature, integrity, tar). Each container's security
+settings are checked first (capability names, seccomp profiles, Landlock on this kernel):
+privileged services need --allow-privileged; --security=best-effort turns "cannot be enforced
+on this host" into a warning naming what will not be enforced.`,
 		examples: `volt bundle import my-stack.vbundle
 volt bundle import --verify --run-hooks prod.vbundle
 volt bundle import --set DB_PASSWORD=secret --set APP_ENV=staging my-stack.vbundle
@@ -40,6 +45,7 @@ volt bundle import --no-start my-stack.vbundle
 volt bundle import --force my-stack.vbundle
 volt bundle import my-stack        # the newest my-stack in the local cache (volt bundle list)
 volt bundle import my-stack:1.2.0
+volt bundle import --allow-privileged --security=best-effort tools.vbundle
 volt bundle import oci://registry.example:5000/team/my-stack:v1.2.0`,
 		args: exactArgs(1, "BUNDLE"),
 		setup: func(fs *pflag.FlagSet) func(context.Context, *app, []string) error {
@@ -49,7 +55,12 @@ volt bundle import oci://registry.example:5000/team/my-stack:v1.2.0`,
 			noStart := fs.Bool("no-start", false, "prepare the stack but start nothing")
 			force := fs.Bool("force", false, "replace a deployed stack of the same name")
 			name := fs.String("name", "", "stack name (default: the bundle's name)")
+			allowPriv := fs.Bool("allow-privileged", false, "accept services with privileged: true (every capability, no seccomp)")
+			secMode := fs.String("security", "strict", "strict: refuse policies this host cannot enforce; best-effort: warn and run without them")
 			return func(ctx context.Context, a *app, args []string) error {
+				if *secMode != "strict" && *secMode != "best-effort" {
+					return withHint(exitUsage, fmt.Errorf("--security %q: want strict or best-effort", *secMode), "")
+				}
 				vars, err := engine.SplitParams(*sets)
 				if err != nil {
 					return withHint(exitUsage, err, "")
@@ -62,6 +73,7 @@ volt bundle import oci://registry.example:5000/team/my-stack:v1.2.0`,
 				verifying, unpacking := a.progress("verifying"), a.progress("unpacking")
 				st, err := a.eng.Import(ctx, engine.ImportOptions{
 					ImportOptions: deploy.ImportOptions{Bundle: src, Vars: vars, RunHooks: *hooks, NoStart: *noStart, Force: *force, Name: *name,
+						Security: security.Options{AllowPrivileged: *allowPriv, BestEffort: *secMode == "best-effort"},
 						Progress: func(done, total int64) { verifying.done(); unpacking.update(done, total) }},
 					Verify:         *verify,
 					Notify:         func(s string) { a.infof("%s", s) },
@@ -98,6 +110,8 @@ func importError(err error) error {
 		return &cliError{code: exitVerify, err: err, hint: "see: volt bundle verify BUNDLE"}
 	case errors.Is(err, deploy.ErrStackExists):
 		return &cliError{code: exitFailure, err: err, hint: "volt bundle import --force BUNDLE replaces it; volt stack destroy NAME removes it"}
+	case errors.Is(err, security.ErrPolicy):
+		return &cliError{code: exitUsage, err: err, hint: "see: volt bundle inspect --show-security BUNDLE, docs/workload-security.md"}
 	case errors.Is(err, deploy.ErrUndefinedVar):
 		return &cliError{code: exitUsage, err: err}
 	case errors.Is(err, deploy.ErrNoPlatform):
@@ -339,6 +353,14 @@ func printWorkload(ctx context.Context, a *app, ref string) error {
 		}
 		if st.Reason != "" {
 			fmt.Fprintf(a.stdout, "Reason: %s\n", st.Reason)
+		}
+		keys := make([]string, 0, len(st.Security))
+		for k := range st.Security {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(a.stdout, "Security %s: %s\n", k, st.Security[k])
 		}
 	}
 	for _, c := range w.Config {

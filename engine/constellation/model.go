@@ -4,6 +4,12 @@
 // services by their dependencies. It performs no deployment.
 package constellation
 
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
 // File is a whole Constellation. Maps are keyed by name. The YAML and JSON
 // names are the file's keys; marshalling a File gives a valid Constellation.
 type File struct {
@@ -65,9 +71,90 @@ type Resources struct {
 	CPUs   float64 `yaml:"cpus,omitempty" json:"cpus,omitempty"`
 }
 
-// Security selects sandboxing for a workload.
+// Security selects sandboxing for a workload (docs/workload-security.md).
 type Security struct {
+	// Landlock is default, strict, none or a profile's name ("" is none).
 	Landlock string `yaml:"landlock,omitempty" json:"landlock,omitempty"`
+	// Seccomp is default, unconfined or the path of a docker-format JSON
+	// profile ("" is default).
+	Seccomp string `yaml:"seccomp,omitempty" json:"seccomp,omitempty"`
+	// NoNewPrivileges defaults to true.
+	NoNewPrivileges *bool `yaml:"no_new_privileges,omitempty" json:"no_new_privileges,omitempty"`
+	// Writable lists more container paths the Landlock profiles let the
+	// service write.
+	Writable []string `yaml:"writable,omitempty" json:"writable,omitempty"`
+	// LandlockRules is an inline policy, written as a map in place of a
+	// profile name (landlock: {fs_read: [...]}); Landlock is then "inline".
+	LandlockRules *LandlockRules `yaml:"-" json:"-"`
+}
+
+// LandlockInline is the Landlock value of a Security with inline rules.
+const LandlockInline = "inline"
+
+// LandlockRules is an inline Landlock policy: container paths and TCP ports.
+type LandlockRules struct {
+	FSRead      []string `yaml:"fs_read,omitempty" json:"fs_read,omitempty"`
+	FSWrite     []string `yaml:"fs_write,omitempty" json:"fs_write,omitempty"`
+	FSExecute   []string `yaml:"fs_execute,omitempty" json:"fs_execute,omitempty"`
+	NetBind     []int    `yaml:"net_bind,omitempty" json:"net_bind,omitempty"`
+	NetConnect  []int    `yaml:"net_connect,omitempty" json:"net_connect,omitempty"`
+	RestrictNet bool     `yaml:"restrict_net,omitempty" json:"restrict_net,omitempty"`
+}
+
+// securityWire is Security on the wire: landlock is a name or inline rules.
+type securityWire struct {
+	Landlock        any      `yaml:"landlock,omitempty" json:"landlock,omitempty"`
+	Seccomp         string   `yaml:"seccomp,omitempty" json:"seccomp,omitempty"`
+	NoNewPrivileges *bool    `yaml:"no_new_privileges,omitempty" json:"no_new_privileges,omitempty"`
+	Writable        []string `yaml:"writable,omitempty" json:"writable,omitempty"`
+}
+
+func (s Security) wire() securityWire {
+	w := securityWire{Seccomp: s.Seccomp, NoNewPrivileges: s.NoNewPrivileges, Writable: s.Writable}
+	switch {
+	case s.LandlockRules != nil:
+		w.Landlock = s.LandlockRules
+	case s.Landlock != "":
+		w.Landlock = s.Landlock
+	}
+	return w
+}
+
+// MarshalYAML writes landlock as a name or as the inline rules.
+func (s Security) MarshalYAML() (any, error) { return s.wire(), nil }
+
+// MarshalJSON writes landlock as a name or as the inline rules.
+func (s Security) MarshalJSON() ([]byte, error) { return json.Marshal(s.wire()) }
+
+// UnmarshalJSON reads landlock as a name or as inline rules (the recipe's
+// container(security = {...}) arrives as JSON); unknown keys are an error.
+func (s *Security) UnmarshalJSON(b []byte) error {
+	var w struct {
+		Landlock        json.RawMessage `json:"landlock"`
+		Seccomp         string          `json:"seccomp"`
+		NoNewPrivileges *bool           `json:"no_new_privileges"`
+		Writable        []string        `json:"writable"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return err
+	}
+	*s = Security{Seccomp: w.Seccomp, NoNewPrivileges: w.NoNewPrivileges, Writable: w.Writable}
+	if len(w.Landlock) == 0 || string(w.Landlock) == "null" {
+		return nil
+	}
+	if w.Landlock[0] == '{' {
+		var r LandlockRules
+		dec := json.NewDecoder(bytes.NewReader(w.Landlock))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&r); err != nil {
+			return fmt.Errorf("landlock: %w", err)
+		}
+		s.Landlock, s.LandlockRules = LandlockInline, &r
+		return nil
+	}
+	return json.Unmarshal(w.Landlock, &s.Landlock)
 }
 
 // ConfigRef attaches a top-level config to a service as an overlay.
@@ -97,6 +184,15 @@ type Container struct {
 	Security    *Security             `yaml:"security,omitempty" json:"security,omitempty"`
 	Configs     []ConfigRef           `yaml:"configs,omitempty" json:"configs,omitempty"`
 	Secrets     []string              `yaml:"secrets,omitempty" json:"secrets,omitempty"`
+	// CapAdd and CapDrop change docker's default capability set ("ALL"
+	// allowed in CapDrop); Privileged keeps all capabilities and needs
+	// --allow-privileged at import.
+	CapAdd     []string `yaml:"cap_add,omitempty" json:"cap_add,omitempty"`
+	CapDrop    []string `yaml:"cap_drop,omitempty" json:"cap_drop,omitempty"`
+	Privileged bool     `yaml:"privileged,omitempty" json:"privileged,omitempty"`
+	// ReadOnly mounts the root read-only; Tmpfs lists paths given a tmpfs.
+	ReadOnly bool     `yaml:"read_only,omitempty" json:"read_only,omitempty"`
+	Tmpfs    []string `yaml:"tmpfs,omitempty" json:"tmpfs,omitempty"`
 }
 
 // VM is a virtual machine workload (QEMU). It boots Image, or Kernel (+Initrd, Cmdline).

@@ -138,7 +138,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top-level key", "containres:\n  web: {image: i}\n",
 			`c.yaml:1:1: unknown key "containres"`, `did you mean "containers"?`},
 		{"unknown key far from any", "containers:\n  web: {image: i, zzzzzzzzzzzz: 1}\n",
-			`c.yaml:2:19: containers.web: unknown key "zzzzzzzzzzzz"`, "known keys: command, configs, depends_on, entrypoint, env_file, environment, healthcheck, image, network_mode, networks, ports, resources, restart, secrets, security, user, volumes, working_dir"},
+			`c.yaml:2:19: containers.web: unknown key "zzzzzzzzzzzz"`, "known keys: cap_add, cap_drop, command, configs, depends_on, entrypoint, env_file, environment, healthcheck, image, network_mode, networks, ports, privileged, read_only, resources, restart, secrets, security, tmpfs, user, volumes, working_dir"},
 		{"ports map", "containers:\n  web:\n    image: i\n    ports: {a: 1}\n",
 			`c.yaml:4:12: containers.web.ports: want a list of strings like "8080:80", got a map`, ""},
 		{"ports nested list", "containers:\n  web:\n    image: i\n    ports: [[1]]\n",

@@ -9,13 +9,13 @@ import (
 // Key sets per level; unknown keys get a "did you mean" hint against these.
 var (
 	voltTopKeys      = []string{"version", "name", "description", "containers", "vms", "services", "tasks", "networks", "volumes", "configs", "secrets"}
-	containerKeys    = []string{"image", "command", "entrypoint", "working_dir", "user", "environment", "env_file", "ports", "networks", "network_mode", "volumes", "depends_on", "healthcheck", "restart", "resources", "security", "configs", "secrets"}
+	containerKeys    = []string{"image", "command", "entrypoint", "working_dir", "user", "environment", "env_file", "ports", "networks", "network_mode", "volumes", "depends_on", "healthcheck", "restart", "resources", "security", "configs", "secrets", "cap_add", "cap_drop", "privileged", "read_only", "tmpfs"}
 	vmKeys           = []string{"image", "cpu", "memory", "kernel", "initrd", "cmdline", "ports", "networks", "depends_on", "environment", "configs"}
 	hostServiceKeys  = []string{"exec", "environment", "depends_on"}
 	taskKeys         = []string{"image", "command", "schedule", "environment"}
 	healthcheckKeys  = []string{"test", "interval", "timeout", "retries", "start_period", "disable"}
 	resourcesKeys    = []string{"memory", "cpus"}
-	securityKeys     = []string{"landlock"}
+	securityKeys     = []string{"landlock", "seccomp", "no_new_privileges", "writable"}
 	configRefKeys    = []string{"source", "target", "template"}
 	networkKeys      = []string{"subnet", "internal"}
 	volumeKeys       = []string{"driver"}
@@ -74,6 +74,24 @@ func (d *decoder) container(n *yaml.Node, path string) (*Container, error) {
 			c.Configs, err = d.configRefs(v, p)
 		case "secrets":
 			c.Secrets, err = d.secretRefs(v, p)
+		case "cap_add":
+			c.CapAdd, err = d.strList(v, p, "a list of capabilities like [NET_ADMIN]")
+		case "cap_drop":
+			c.CapDrop, err = d.strList(v, p, "a list of capabilities like [NET_RAW] or [ALL]")
+		case "privileged":
+			c.Privileged, err = d.boolean(v, p)
+		case "read_only":
+			c.ReadOnly, err = d.boolean(v, p)
+		case "tmpfs":
+			r, rerr := d.resolve(v)
+			if rerr != nil {
+				return rerr
+			}
+			if r != nil && r.Kind == yaml.ScalarNode && !isNull(r) {
+				c.Tmpfs = []string{r.Value}
+			} else {
+				c.Tmpfs, err = d.strList(r, p, "a path or a list of paths like [/tmp, /run]")
+			}
 		default:
 			err = d.dockerServiceKey(c, key, p, v)
 		}
@@ -219,9 +237,29 @@ func (d *decoder) cpus(n *yaml.Node, path string) (float64, error) {
 
 func (d *decoder) security(n *yaml.Node, path string) (*Security, error) {
 	s := &Security{}
-	err := d.fields(n, path, "a map like {landlock: default}", securityKeys, nil, func(_, p string, v *yaml.Node) error {
+	err := d.fields(n, path, "a map like {landlock: default, seccomp: default}", securityKeys, nil, func(key, p string, v *yaml.Node) error {
 		var err error
-		s.Landlock, err = d.str(v, p)
+		switch key {
+		case "landlock":
+			r, rerr := d.resolve(v)
+			if rerr != nil {
+				return rerr
+			}
+			if r != nil && r.Kind == yaml.MappingNode {
+				s.Landlock = LandlockInline
+				s.LandlockRules, err = d.landlockRules(r, p)
+			} else {
+				s.Landlock, err = d.str(v, p)
+			}
+		case "seccomp":
+			s.Seccomp, err = d.str(v, p)
+		case "no_new_privileges":
+			var b bool
+			b, err = d.boolean(v, p)
+			s.NoNewPrivileges = &b
+		case "writable":
+			s.Writable, err = d.strList(v, p, "a list of container paths like [/var/lib/app]")
+		}
 		return err
 	})
 	return s, err
@@ -575,4 +613,44 @@ func (d *decoder) voltFile(root *yaml.Node) (*File, error) {
 		return err
 	})
 	return f, err
+}
+
+// landlockRulesKeys are the keys of an inline Landlock policy.
+var landlockRulesKeys = []string{"fs_read", "fs_write", "fs_execute", "net_bind", "net_connect", "restrict_net"}
+
+// landlockRules decodes an inline Landlock policy.
+func (d *decoder) landlockRules(n *yaml.Node, path string) (*LandlockRules, error) {
+	r := &LandlockRules{}
+	err := d.fields(n, path, "a profile name or a map like {fs_read: [/etc], fs_write: [/srv]}", landlockRulesKeys, nil, func(key, p string, v *yaml.Node) error {
+		var err error
+		paths := func() ([]string, error) { return d.strList(v, p, "a list of container paths like [/srv]") }
+		ports := func() ([]int, error) {
+			var out []int
+			err := d.list(v, p, "a list of TCP ports like [8080]", func(_ int, sub string, item *yaml.Node) error {
+				n, err := d.integer(item, sub)
+				if err == nil && (n < 1 || n > 65535) {
+					return d.errAt(item, "", "%s: %d is not a TCP port (1-65535)", sub, n)
+				}
+				out = append(out, n)
+				return err
+			})
+			return out, err
+		}
+		switch key {
+		case "fs_read":
+			r.FSRead, err = paths()
+		case "fs_write":
+			r.FSWrite, err = paths()
+		case "fs_execute":
+			r.FSExecute, err = paths()
+		case "net_bind":
+			r.NetBind, err = ports()
+		case "net_connect":
+			r.NetConnect, err = ports()
+		case "restrict_net":
+			r.RestrictNet, err = d.boolean(v, p)
+		}
+		return err
+	})
+	return r, err
 }

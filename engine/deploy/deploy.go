@@ -21,6 +21,7 @@ import (
 	"github.com/volt-cli/volt/engine/bundle"
 	"github.com/volt-cli/volt/engine/constellation"
 	"github.com/volt-cli/volt/engine/digest"
+	"github.com/volt-cli/volt/engine/security"
 	"github.com/volt-cli/volt/sdk"
 )
 
@@ -105,6 +106,9 @@ type ImportOptions struct {
 	// Progress, when set, reports the bytes of images unpacked so far of
 	// the total, after each workload's image.
 	Progress func(done, total int64) `json:"-"`
+	// Security controls how the services' security settings are checked
+	// (--allow-privileged, --security=best-effort).
+	Security security.Options
 }
 
 // HostPlatform returns "linux/<GOARCH>" for this host.
@@ -179,6 +183,9 @@ func (d *Deployer) Import(ctx context.Context, opts ImportOptions) (*Stack, erro
 	if err != nil {
 		return nil, err
 	}
+	if err := d.secure(work, compose, opts.Security); err != nil {
+		return nil, err
+	}
 
 	// Stage everything before touching the running deployment. Staging
 	// dirs of imports killed midway are removed first: callers hold the
@@ -225,6 +232,7 @@ func (d *Deployer) Import(ctx context.Context, opts ImportOptions) (*Stack, erro
 			opts.Progress(unpacked, total)
 		}
 	}
+	d.warnMissingPolicyPaths(work)
 	hookDir := stackDir(d.Root, name)
 	hookEnv := hookEnvironment(st, hookDir)
 	if opts.RunHooks {

@@ -168,6 +168,9 @@ type WorkloadStatus struct {
 	PID      int       `json:"pid,omitempty"`
 	Started  time.Time `json:"started,omitempty"`
 	ExitCode int       `json:"exitCode,omitempty"`
+	// Security is what the runtime reports about the workload's
+	// confinement (its security.* details: asked and enforced).
+	Security map[string]string `json:"security,omitempty"`
 }
 
 // Status asks each workload's runtime for its state. A workload of an
@@ -216,6 +219,14 @@ func (d *Deployer) StatusOf(ctx context.Context, st *Stack, w *Workload) Workloa
 	}
 	row.Status, row.Reason, row.PID, row.ExitCode = ws.State, ws.Reason, ws.PID, ws.ExitCode
 	row.Started = ws.StartedAt
+	for k, v := range ws.Detail {
+		if name, ok := strings.CutPrefix(k, "security."); ok {
+			if row.Security == nil {
+				row.Security = map[string]string{}
+			}
+			row.Security[name] = v
+		}
+	}
 	if row.Started.IsZero() {
 		row.Started = w.Started
 	}

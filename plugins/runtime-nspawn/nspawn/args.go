@@ -53,8 +53,9 @@ func envArgs(env map[string]string) ([]string, error) {
 }
 
 // workloadArgs builds the systemd-nspawn arguments (without argv[0]) for a
-// long-running workload. withInit puts tini at initPath in front of the command.
-func workloadArgs(spec sdk.WorkloadSpec, withInit bool) ([]string, error) {
+// long-running workload: its confinement (securityArgs) and sh, the init
+// shim, in front of the command.
+func workloadArgs(spec sdk.WorkloadSpec, sh shim) ([]string, error) {
 	if err := validName(spec.Name); err != nil {
 		return nil, err
 	}
@@ -100,11 +101,14 @@ func workloadArgs(spec sdk.WorkloadSpec, withInit bool) ([]string, error) {
 		}
 		args = append(args, flag+escapeBind(m.Source)+":"+escapeBind(m.Target))
 	}
-	args = append(args, "--")
-	if withInit {
-		// -g: forward signals to the payload's whole process group.
-		args = append(args, initPath, "-g", "--")
+	if err := checkSecurity(spec); err != nil {
+		return nil, err
 	}
+	args = append(args, securityArgs(spec, sh)...)
+	binds, prefix := initArgs(spec, sh)
+	args = append(args, binds...)
+	args = append(args, "--")
+	args = append(args, prefix...)
 	return append(args, spec.Command...), nil
 }
 

@@ -86,6 +86,13 @@ func plainStart(b *testing.B, root string, payload []string) time.Duration {
 // log (watched from t0 on, concurrently with Start) and the return of Start.
 func voltStart(b *testing.B, ctx context.Context, rt *Runtime, root, state, name string, payload []string) (first, ret time.Duration) {
 	b.Helper()
+	return voltStartSpec(b, ctx, rt, sdk.WorkloadSpec{Name: name, Root: root, StateDir: state, Command: payload})
+}
+
+// voltStartSpec is voltStart for a whole spec.
+func voltStartSpec(b *testing.B, ctx context.Context, rt *Runtime, spec sdk.WorkloadSpec) (first, ret time.Duration) {
+	b.Helper()
+	state := spec.StateDir
 	log := filepath.Join(state, fileLog)
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		b.Fatal(err)
@@ -115,7 +122,7 @@ func voltStart(b *testing.B, ctx context.Context, rt *Runtime, root, state, name
 			}
 		}
 	}()
-	h, err := rt.Start(ctx, sdk.WorkloadSpec{Name: name, Root: root, StateDir: state, Command: payload})
+	h, err := rt.Start(ctx, spec)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -52,6 +52,8 @@ type handleData struct {
 	Cgroups             []string `json:"cgroups,omitempty"`
 	// Init is the init shim run as the container's PID 1 ("" when none).
 	Init string `json:"init,omitempty"`
+	// Security summarises the requested confinement (Inspect's security.* details).
+	Security map[string]string `json:"security,omitempty"`
 	// Limits says which resource limits are enforced, or that they were ignored.
 	Limits    string    `json:"limits,omitempty"`
 	StartedAt time.Time `json:"startedAt"`

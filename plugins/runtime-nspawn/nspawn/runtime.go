@@ -49,6 +49,11 @@ type Options struct {
 	// tini-static on PATH and in /usr/bin; "none" runs the command as PID 1
 	// (then a payload without a SIGTERM handler is only stopped by SIGKILL).
 	Tini string
+	// Init is Volt's static init (cmd/volt-init) on the host, bind-mounted
+	// into each container as its PID 1; it applies seccomp and Landlock.
+	// "" looks for volt-init next to the plugin's binary, then on PATH;
+	// "none" falls back to Tini.
+	Init string
 	// Supervisor forces SupervisorDetached or SupervisorSystemd; "" picks
 	// systemd when it is PID 1 and systemd-run exists, detached otherwise.
 	Supervisor string
@@ -181,7 +186,9 @@ func (r *Runtime) Fingerprint(ctx context.Context) (sdk.Health, error) {
 	attrs["supervisor"] = kind
 	_, _, limits := r.limitsSupport(kind)
 	attrs["limits"] = limits
-	if t := r.tiniPath(); t != "" {
+	if p := r.voltInitHost(); p != "" {
+		attrs["init"] = "volt-init " + p
+	} else if t := r.tiniPath(); t != "" {
 		attrs["init"] = "tini " + t
 	} else {
 		attrs["init"] = "none (command is PID 1)"
@@ -281,14 +288,30 @@ func (r *Runtime) Start(ctx context.Context, spec sdk.WorkloadSpec) (sdk.Handle,
 	if !filepath.IsAbs(spec.StateDir) {
 		return sdk.Handle{}, fmt.Errorf("start %q: state dir %q: %w: not absolute", spec.Name, spec.StateDir, sdk.ErrInvalid)
 	}
-	if _, err := workloadArgs(spec, false); err != nil { // validate before touching anything
+	sh, err := r.pickShim(spec)
+	if err != nil {
 		return sdk.Handle{}, fmt.Errorf("start: %w", err)
 	}
-	withInit, err := prepareRoot(spec.Root, r.tiniPath())
-	if err != nil {
+	if _, err := workloadArgs(spec, sh); err != nil { // validate before touching anything
+		return sdk.Handle{}, fmt.Errorf("start: %w", err)
+	}
+	tini := ""
+	if sh.kind == shimTini {
+		tini = sh.path
+	}
+	if _, err := prepareRoot(spec.Root, tini); err != nil {
 		return sdk.Handle{}, fmt.Errorf("start %q: %w", spec.Name, err)
 	}
-	args, err := workloadArgs(spec, withInit)
+	if err := mountPoints(spec); err != nil {
+		return sdk.Handle{}, fmt.Errorf("start %q: %w", spec.Name, err)
+	}
+	if sh.kind == shimVoltInit {
+		if err := prepareVoltInit(spec); err != nil {
+			return sdk.Handle{}, fmt.Errorf("start %q: %w", spec.Name, err)
+		}
+	}
+	withInit := sh.kind != shimNone
+	args, err := workloadArgs(spec, sh)
 	if err != nil {
 		return sdk.Handle{}, fmt.Errorf("start: %w", err)
 	}
@@ -334,6 +357,10 @@ func (r *Runtime) Start(ctx context.Context, spec sdk.WorkloadSpec) (sdk.Handle,
 		return sdk.Handle{}, err
 	}
 	hd.Limits = strings.Join(limitNote, ", ")
+	if sh.kind == shimVoltInit {
+		hd.Init = voltInitPath
+	}
+	hd.Security = securitySummary(spec, sh)
 	return encodeHandle(hd)
 }
 
@@ -415,6 +442,7 @@ func (r *Runtime) status(ctx context.Context, hd *handleData, sup supervisor, st
 	if hd.Limits != "" {
 		ws.Detail["limits"] = hd.Limits
 	}
+	securityDetail(hd, ws.Detail)
 	_, stopAsked := os.Stat(filepath.Join(hd.StateDir, fileStopMarker))
 	switch {
 	case st.running:
@@ -562,6 +590,7 @@ func (r *Runtime) Destroy(ctx context.Context, h sdk.Handle) error {
 	if err := r.stop(ctx, hd, sup, r.opts.StopTimeout); err != nil {
 		return fmt.Errorf("destroy: %w", err)
 	}
+	removeVoltInit(hd.Root, hd.StateDir)
 	if err := sup.release(ctx, hd); err != nil {
 		return err
 	}
@@ -615,7 +644,8 @@ func (r *Runtime) Exec(ctx context.Context, h sdk.Handle, req sdk.ExecRequest) (
 	if err != nil {
 		return -1, fmt.Errorf("exec in %q: %w", hd.Machine, err)
 	}
-	args := append([]string{"--target=" + strconv.Itoa(init), "--all", "--wd", "--"}, req.Command...)
+	args := append([]string{"--target=" + strconv.Itoa(init), "--all", "--wd", "--"}, execPrefix(hd)...)
+	args = append(args, req.Command...)
 	cmd := exec.CommandContext(ctx, nsenter, args...)
 	cmd.Env = env
 	if req.TTY {

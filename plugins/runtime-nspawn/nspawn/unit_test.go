@@ -186,35 +186,81 @@ func FuzzDecodeHandle(f *testing.F) {
 }
 
 func TestWorkloadArgs(t *testing.T) {
-	base := sdk.WorkloadSpec{Name: "web", Root: "/r", Command: []string{"/app", "-x"}}
+	base := sdk.WorkloadSpec{Name: "web", Root: "/r", StateDir: "/s", Command: []string{"/app", "-x"}}
 	common := []string{"-D", "/r", "--register=no", "--keep-unit", "-q", "--pipe", "--machine=web", "--kill-signal=SIGTERM"}
+	const dflDrop = "CAP_AUDIT_CONTROL,CAP_DAC_READ_SEARCH,CAP_IPC_OWNER,CAP_LEASE,CAP_LINUX_IMMUTABLE,CAP_NET_BROADCAST,CAP_SYS_ADMIN,CAP_SYS_BOOT,CAP_SYS_NICE,CAP_SYS_PTRACE,CAP_SYS_RESOURCE,CAP_SYS_TTY_CONFIG"
+	dfl := []string{"--drop-capability=" + dflDrop, "--no-new-privileges=yes"}
+	with := func(parts ...[]string) []string {
+		var out []string
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	voltInit := shim{kind: shimVoltInit, path: "/bin/volt-init"}
 	tests := []struct {
-		name     string
-		mutate   func(*sdk.WorkloadSpec)
-		withInit bool
-		want     []string
+		name   string
+		mutate func(*sdk.WorkloadSpec)
+		sh     shim
+		want   []string
 	}{
-		{"minimal", func(*sdk.WorkloadSpec) {}, false, append(common[:8:8], "--", "/app", "-x")},
-		{"with init", func(*sdk.WorkloadSpec) {}, true, append(common[:8:8], "--", "/.volt/tini", "-g", "--", "/app", "-x")},
+		{"minimal", func(*sdk.WorkloadSpec) {}, shim{}, with(common, dfl, []string{"--", "/app", "-x"})},
+		{"with tini", func(*sdk.WorkloadSpec) {}, shim{kind: shimTini, path: "/usr/bin/tini"}, with(common, dfl, []string{"--", "/.volt/tini", "-g", "--", "/app", "-x"})},
+		{"with volt-init", func(*sdk.WorkloadSpec) {}, voltInit, with(common, dfl, []string{
+			"--bind-ro=/bin/volt-init:/.volt/init", "--bind-ro=/s/policy.json:/.volt/policy.json", "--bind=/s/enforced.json:/.volt/enforced.json",
+			"--", "/.volt/init", "--policy", "/.volt/policy.json", "--report", "/.volt/enforced.json", "--", "/app", "-x"})},
 		{"everything", func(s *sdk.WorkloadSpec) {
 			s.NetworkMode = "none"
 			s.WorkingDir = "/srv"
 			s.User = "app"
 			s.Env = map[string]string{"B": "2", "A": "1 2"}
 			s.Mounts = []sdk.Mount{{Source: "/h:x", Target: "/c"}, {Source: "/ro", Target: "/ro", ReadOnly: true}}
-		}, false, append(common[:8:8], "--private-network", "--chdir=/srv", "--user=app", "--setenv=A=1 2", "--setenv=B=2",
-			`--bind=/h\:x:/c`, "--bind-ro=/ro:/ro", "--", "/app", "-x")},
-		{"host network", func(s *sdk.WorkloadSpec) { s.NetworkMode = "host" }, false, append(common[:8:8], "--", "/app", "-x")},
+		}, shim{}, with(common, []string{"--private-network", "--chdir=/srv", "--user=app", "--setenv=A=1 2", "--setenv=B=2",
+			`--bind=/h\:x:/c`, "--bind-ro=/ro:/ro", "--drop-capability=" + dflDrop[:len("CAP_AUDIT_CONTROL,CAP_DAC_READ_SEARCH,CAP_IPC_OWNER,CAP_LEASE,CAP_LINUX_IMMUTABLE,")] + "CAP_NET_ADMIN," + dflDrop[len("CAP_AUDIT_CONTROL,CAP_DAC_READ_SEARCH,CAP_IPC_OWNER,CAP_LEASE,CAP_LINUX_IMMUTABLE,"):],
+			"--no-new-privileges=yes", "--", "/app", "-x"})},
+		{"host network", func(s *sdk.WorkloadSpec) { s.NetworkMode = "host" }, shim{}, with(common, dfl, []string{"--", "/app", "-x"})},
+		{"cap add and drop, read-only, tmpfs, new privileges", func(s *sdk.WorkloadSpec) {
+			s.Security = &sdk.WorkloadSecurity{Capabilities: []string{"CAP_CHOWN", "CAP_NET_ADMIN", "CAP_SYS_PTRACE"}, AllowNewPrivileges: true,
+				ReadOnlyRoot: true, Tmpfs: []string{"/tmp", "/run:x"}}
+		}, shim{}, with(common, []string{"--capability=CAP_NET_ADMIN",
+			"--drop-capability=CAP_AUDIT_CONTROL,CAP_AUDIT_WRITE,CAP_DAC_OVERRIDE,CAP_DAC_READ_SEARCH,CAP_FOWNER,CAP_FSETID,CAP_IPC_OWNER,CAP_KILL,CAP_LEASE,CAP_LINUX_IMMUTABLE,CAP_MKNOD,CAP_NET_BIND_SERVICE,CAP_NET_BROADCAST,CAP_NET_RAW,CAP_SETFCAP,CAP_SETGID,CAP_SETPCAP,CAP_SETUID,CAP_SYS_ADMIN,CAP_SYS_BOOT,CAP_SYS_CHROOT,CAP_SYS_NICE,CAP_SYS_RESOURCE,CAP_SYS_TTY_CONFIG",
+			"--read-only", "--tmpfs=/tmp", `--tmpfs=/run\:x`, "--", "/app", "-x"})},
+		{"new privileges with a filter keeps SYS_ADMIN for the init", func(s *sdk.WorkloadSpec) {
+			s.Security = &sdk.WorkloadSecurity{Capabilities: []string{}, AllowNewPrivileges: true, Landlock: &sdk.LandlockPolicy{}}
+		}, voltInit, with(common, []string{
+			"--drop-capability=CAP_AUDIT_CONTROL,CAP_AUDIT_WRITE,CAP_CHOWN,CAP_DAC_OVERRIDE,CAP_DAC_READ_SEARCH,CAP_FOWNER,CAP_FSETID,CAP_IPC_OWNER,CAP_KILL,CAP_LEASE,CAP_LINUX_IMMUTABLE,CAP_MKNOD,CAP_NET_BIND_SERVICE,CAP_NET_BROADCAST,CAP_NET_RAW,CAP_SETFCAP,CAP_SETGID,CAP_SETUID,CAP_SYS_BOOT,CAP_SYS_CHROOT,CAP_SYS_NICE,CAP_SYS_PTRACE,CAP_SYS_RESOURCE,CAP_SYS_TTY_CONFIG",
+			"--system-call-filter=landlock_create_ruleset landlock_add_rule landlock_restrict_self",
+			"--bind-ro=/bin/volt-init:/.volt/init", "--bind-ro=/s/policy.json:/.volt/policy.json", "--bind=/s/enforced.json:/.volt/enforced.json",
+			"--", "/.volt/init", "--policy", "/.volt/policy.json", "--report", "/.volt/enforced.json", "--", "/app", "-x"})},
+		{"privileged", func(s *sdk.WorkloadSpec) {
+			s.Security = &sdk.WorkloadSecurity{Privileged: true, AllowNewPrivileges: true}
+		}, shim{}, with(common, []string{"--capability=all", "--", "/app", "-x"})},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := base
 			tc.mutate(&s)
-			got, err := workloadArgs(s, tc.withInit)
+			got, err := workloadArgs(s, tc.sh)
 			if err != nil || !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("workloadArgs =\n%q, %v\nwant\n%q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestWorkloadArgsRefusesDamagedSecurity(t *testing.T) {
+	base := sdk.WorkloadSpec{Name: "web", Root: "/r", StateDir: "/s", Command: []string{"/app"}}
+	for name, sec := range map[string]*sdk.WorkloadSecurity{
+		"seccomp named but missing":  {SeccompName: "default"},
+		"landlock named but missing": {LandlockName: "strict"},
+		"relative tmpfs":             {Tmpfs: []string{"tmp"}},
+		"unknown capability":         {Capabilities: []string{"CAP_FLY"}},
+	} {
+		s := base
+		s.Security = sec
+		if _, err := workloadArgs(s, shim{}); !errors.Is(err, sdk.ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+		}
 	}
 }
 

@@ -311,24 +311,26 @@ func (x *Mount) GetReadOnly() bool {
 }
 
 type WorkloadSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Root          string                 `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`
-	StateDir      string                 `protobuf:"bytes,3,opt,name=state_dir,json=stateDir,proto3" json:"state_dir,omitempty"`
-	Image         string                 `protobuf:"bytes,4,opt,name=image,proto3" json:"image,omitempty"`
-	Kernel        string                 `protobuf:"bytes,5,opt,name=kernel,proto3" json:"kernel,omitempty"`
-	Initrd        string                 `protobuf:"bytes,6,opt,name=initrd,proto3" json:"initrd,omitempty"`
-	Cmdline       string                 `protobuf:"bytes,7,opt,name=cmdline,proto3" json:"cmdline,omitempty"`
-	Command       []string               `protobuf:"bytes,8,rep,name=command,proto3" json:"command,omitempty"`
-	Env           map[string]string      `protobuf:"bytes,9,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	WorkingDir    string                 `protobuf:"bytes,10,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
-	User          string                 `protobuf:"bytes,11,opt,name=user,proto3" json:"user,omitempty"`
-	Mounts        []*Mount               `protobuf:"bytes,12,rep,name=mounts,proto3" json:"mounts,omitempty"`
-	Ports         []string               `protobuf:"bytes,13,rep,name=ports,proto3" json:"ports,omitempty"`
-	NetworkMode   string                 `protobuf:"bytes,14,opt,name=network_mode,json=networkMode,proto3" json:"network_mode,omitempty"`
-	Cpus          float64                `protobuf:"fixed64,15,opt,name=cpus,proto3" json:"cpus,omitempty"`
-	MemoryBytes   int64                  `protobuf:"varint,16,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,17,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Root        string                 `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`
+	StateDir    string                 `protobuf:"bytes,3,opt,name=state_dir,json=stateDir,proto3" json:"state_dir,omitempty"`
+	Image       string                 `protobuf:"bytes,4,opt,name=image,proto3" json:"image,omitempty"`
+	Kernel      string                 `protobuf:"bytes,5,opt,name=kernel,proto3" json:"kernel,omitempty"`
+	Initrd      string                 `protobuf:"bytes,6,opt,name=initrd,proto3" json:"initrd,omitempty"`
+	Cmdline     string                 `protobuf:"bytes,7,opt,name=cmdline,proto3" json:"cmdline,omitempty"`
+	Command     []string               `protobuf:"bytes,8,rep,name=command,proto3" json:"command,omitempty"`
+	Env         map[string]string      `protobuf:"bytes,9,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	WorkingDir  string                 `protobuf:"bytes,10,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	User        string                 `protobuf:"bytes,11,opt,name=user,proto3" json:"user,omitempty"`
+	Mounts      []*Mount               `protobuf:"bytes,12,rep,name=mounts,proto3" json:"mounts,omitempty"`
+	Ports       []string               `protobuf:"bytes,13,rep,name=ports,proto3" json:"ports,omitempty"`
+	NetworkMode string                 `protobuf:"bytes,14,opt,name=network_mode,json=networkMode,proto3" json:"network_mode,omitempty"`
+	Cpus        float64                `protobuf:"fixed64,15,opt,name=cpus,proto3" json:"cpus,omitempty"`
+	MemoryBytes int64                  `protobuf:"varint,16,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	Labels      map[string]string      `protobuf:"bytes,17,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// 18-29: workload security (issue 14).
+	Security      *WorkloadSecurity `protobuf:"bytes,18,opt,name=security,proto3" json:"security,omitempty"` // absent: the runtime's defaults
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -482,6 +484,130 @@ func (x *WorkloadSpec) GetLabels() map[string]string {
 	return nil
 }
 
+func (x *WorkloadSpec) GetSecurity() *WorkloadSecurity {
+	if x != nil {
+		return x.Security
+	}
+	return nil
+}
+
+// WorkloadSecurity is sdk.WorkloadSecurity: what confines a container.
+type WorkloadSecurity struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Privileged         bool                   `protobuf:"varint,1,opt,name=privileged,proto3" json:"privileged,omitempty"`
+	Capabilities       []string               `protobuf:"bytes,2,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	CapabilitiesSet    bool                   `protobuf:"varint,3,opt,name=capabilities_set,json=capabilitiesSet,proto3" json:"capabilities_set,omitempty"` // capabilities given (an empty list drops all)
+	AllowNewPrivileges bool                   `protobuf:"varint,4,opt,name=allow_new_privileges,json=allowNewPrivileges,proto3" json:"allow_new_privileges,omitempty"`
+	ReadOnlyRoot       bool                   `protobuf:"varint,5,opt,name=read_only_root,json=readOnlyRoot,proto3" json:"read_only_root,omitempty"`
+	Tmpfs              []string               `protobuf:"bytes,6,rep,name=tmpfs,proto3" json:"tmpfs,omitempty"`
+	SeccompJson        []byte                 `protobuf:"bytes,7,opt,name=seccomp_json,json=seccompJson,proto3" json:"seccomp_json,omitempty"` // sdk.SeccompProfile in JSON; empty: unconfined
+	SeccompName        string                 `protobuf:"bytes,8,opt,name=seccomp_name,json=seccompName,proto3" json:"seccomp_name,omitempty"`
+	LandlockJson       []byte                 `protobuf:"bytes,9,opt,name=landlock_json,json=landlockJson,proto3" json:"landlock_json,omitempty"` // sdk.LandlockPolicy in JSON; empty: none
+	LandlockName       string                 `protobuf:"bytes,10,opt,name=landlock_name,json=landlockName,proto3" json:"landlock_name,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *WorkloadSecurity) Reset() {
+	*x = WorkloadSecurity{}
+	mi := &file_plugin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkloadSecurity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkloadSecurity) ProtoMessage() {}
+
+func (x *WorkloadSecurity) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkloadSecurity.ProtoReflect.Descriptor instead.
+func (*WorkloadSecurity) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *WorkloadSecurity) GetPrivileged() bool {
+	if x != nil {
+		return x.Privileged
+	}
+	return false
+}
+
+func (x *WorkloadSecurity) GetCapabilities() []string {
+	if x != nil {
+		return x.Capabilities
+	}
+	return nil
+}
+
+func (x *WorkloadSecurity) GetCapabilitiesSet() bool {
+	if x != nil {
+		return x.CapabilitiesSet
+	}
+	return false
+}
+
+func (x *WorkloadSecurity) GetAllowNewPrivileges() bool {
+	if x != nil {
+		return x.AllowNewPrivileges
+	}
+	return false
+}
+
+func (x *WorkloadSecurity) GetReadOnlyRoot() bool {
+	if x != nil {
+		return x.ReadOnlyRoot
+	}
+	return false
+}
+
+func (x *WorkloadSecurity) GetTmpfs() []string {
+	if x != nil {
+		return x.Tmpfs
+	}
+	return nil
+}
+
+func (x *WorkloadSecurity) GetSeccompJson() []byte {
+	if x != nil {
+		return x.SeccompJson
+	}
+	return nil
+}
+
+func (x *WorkloadSecurity) GetSeccompName() string {
+	if x != nil {
+		return x.SeccompName
+	}
+	return ""
+}
+
+func (x *WorkloadSecurity) GetLandlockJson() []byte {
+	if x != nil {
+		return x.LandlockJson
+	}
+	return nil
+}
+
+func (x *WorkloadSecurity) GetLandlockName() string {
+	if x != nil {
+		return x.LandlockName
+	}
+	return ""
+}
+
 type Handle struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -492,7 +618,7 @@ type Handle struct {
 
 func (x *Handle) Reset() {
 	*x = Handle{}
-	mi := &file_plugin_proto_msgTypes[6]
+	mi := &file_plugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -504,7 +630,7 @@ func (x *Handle) String() string {
 func (*Handle) ProtoMessage() {}
 
 func (x *Handle) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[6]
+	mi := &file_plugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -517,7 +643,7 @@ func (x *Handle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Handle.ProtoReflect.Descriptor instead.
 func (*Handle) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{6}
+	return file_plugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Handle) GetName() string {
@@ -548,7 +674,7 @@ type WorkloadStatus struct {
 
 func (x *WorkloadStatus) Reset() {
 	*x = WorkloadStatus{}
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +686,7 @@ func (x *WorkloadStatus) String() string {
 func (*WorkloadStatus) ProtoMessage() {}
 
 func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +699,7 @@ func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkloadStatus.ProtoReflect.Descriptor instead.
 func (*WorkloadStatus) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{7}
+	return file_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WorkloadStatus) GetState() string {
@@ -627,7 +753,7 @@ type StartRequest struct {
 
 func (x *StartRequest) Reset() {
 	*x = StartRequest{}
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +765,7 @@ func (x *StartRequest) String() string {
 func (*StartRequest) ProtoMessage() {}
 
 func (x *StartRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +778,7 @@ func (x *StartRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartRequest.ProtoReflect.Descriptor instead.
 func (*StartRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{8}
+	return file_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StartRequest) GetSpec() *WorkloadSpec {
@@ -671,7 +797,7 @@ type StartResponse struct {
 
 func (x *StartResponse) Reset() {
 	*x = StartResponse{}
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +809,7 @@ func (x *StartResponse) String() string {
 func (*StartResponse) ProtoMessage() {}
 
 func (x *StartResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +822,7 @@ func (x *StartResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartResponse.ProtoReflect.Descriptor instead.
 func (*StartResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{9}
+	return file_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StartResponse) GetHandle() *Handle {
@@ -715,7 +841,7 @@ type RecoverRequest struct {
 
 func (x *RecoverRequest) Reset() {
 	*x = RecoverRequest{}
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +853,7 @@ func (x *RecoverRequest) String() string {
 func (*RecoverRequest) ProtoMessage() {}
 
 func (x *RecoverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +866,7 @@ func (x *RecoverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverRequest.ProtoReflect.Descriptor instead.
 func (*RecoverRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{10}
+	return file_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RecoverRequest) GetHandle() *Handle {
@@ -758,7 +884,7 @@ type RecoverResponse struct {
 
 func (x *RecoverResponse) Reset() {
 	*x = RecoverResponse{}
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +896,7 @@ func (x *RecoverResponse) String() string {
 func (*RecoverResponse) ProtoMessage() {}
 
 func (x *RecoverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +909,7 @@ func (x *RecoverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverResponse.ProtoReflect.Descriptor instead.
 func (*RecoverResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 type WaitRequest struct {
@@ -795,7 +921,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +933,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +946,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WaitRequest) GetHandle() *Handle {
@@ -839,7 +965,7 @@ type WaitResponse struct {
 
 func (x *WaitResponse) Reset() {
 	*x = WaitResponse{}
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +977,7 @@ func (x *WaitResponse) String() string {
 func (*WaitResponse) ProtoMessage() {}
 
 func (x *WaitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +990,7 @@ func (x *WaitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitResponse.ProtoReflect.Descriptor instead.
 func (*WaitResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WaitResponse) GetStatus() *WorkloadStatus {
@@ -884,7 +1010,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +1022,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1035,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StopRequest) GetHandle() *Handle {
@@ -934,7 +1060,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -946,7 +1072,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -959,7 +1085,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 type DestroyRequest struct {
@@ -971,7 +1097,7 @@ type DestroyRequest struct {
 
 func (x *DestroyRequest) Reset() {
 	*x = DestroyRequest{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1109,7 @@ func (x *DestroyRequest) String() string {
 func (*DestroyRequest) ProtoMessage() {}
 
 func (x *DestroyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1122,7 @@ func (x *DestroyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyRequest.ProtoReflect.Descriptor instead.
 func (*DestroyRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DestroyRequest) GetHandle() *Handle {
@@ -1014,7 +1140,7 @@ type DestroyResponse struct {
 
 func (x *DestroyResponse) Reset() {
 	*x = DestroyResponse{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1026,7 +1152,7 @@ func (x *DestroyResponse) String() string {
 func (*DestroyResponse) ProtoMessage() {}
 
 func (x *DestroyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1039,7 +1165,7 @@ func (x *DestroyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroyResponse.ProtoReflect.Descriptor instead.
 func (*DestroyResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 type InspectRequest struct {
@@ -1051,7 +1177,7 @@ type InspectRequest struct {
 
 func (x *InspectRequest) Reset() {
 	*x = InspectRequest{}
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1189,7 @@ func (x *InspectRequest) String() string {
 func (*InspectRequest) ProtoMessage() {}
 
 func (x *InspectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1202,7 @@ func (x *InspectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectRequest.ProtoReflect.Descriptor instead.
 func (*InspectRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *InspectRequest) GetHandle() *Handle {
@@ -1095,7 +1221,7 @@ type InspectResponse struct {
 
 func (x *InspectResponse) Reset() {
 	*x = InspectResponse{}
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1233,7 @@ func (x *InspectResponse) String() string {
 func (*InspectResponse) ProtoMessage() {}
 
 func (x *InspectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1246,7 @@ func (x *InspectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InspectResponse.ProtoReflect.Descriptor instead.
 func (*InspectResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{19}
+	return file_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InspectResponse) GetStatus() *WorkloadStatus {
@@ -1141,7 +1267,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1279,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1292,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{20}
+	return file_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *LogsRequest) GetHandle() *Handle {
@@ -1199,7 +1325,7 @@ type LogsChunk struct {
 
 func (x *LogsChunk) Reset() {
 	*x = LogsChunk{}
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1337,7 @@ func (x *LogsChunk) String() string {
 func (*LogsChunk) ProtoMessage() {}
 
 func (x *LogsChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1350,7 @@ func (x *LogsChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsChunk.ProtoReflect.Descriptor instead.
 func (*LogsChunk) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{21}
+	return file_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LogsChunk) GetData() []byte {
@@ -1250,7 +1376,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1388,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1401,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{22}
+	return file_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ExecStart) GetHandle() *Handle {
@@ -1331,7 +1457,7 @@ type TermSize struct {
 
 func (x *TermSize) Reset() {
 	*x = TermSize{}
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1469,7 @@ func (x *TermSize) String() string {
 func (*TermSize) ProtoMessage() {}
 
 func (x *TermSize) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1482,7 @@ func (x *TermSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TermSize.ProtoReflect.Descriptor instead.
 func (*TermSize) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{23}
+	return file_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TermSize) GetRows() uint32 {
@@ -1388,7 +1514,7 @@ type ExecInput struct {
 
 func (x *ExecInput) Reset() {
 	*x = ExecInput{}
-	mi := &file_plugin_proto_msgTypes[24]
+	mi := &file_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1400,7 +1526,7 @@ func (x *ExecInput) String() string {
 func (*ExecInput) ProtoMessage() {}
 
 func (x *ExecInput) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[24]
+	mi := &file_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1413,7 +1539,7 @@ func (x *ExecInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecInput.ProtoReflect.Descriptor instead.
 func (*ExecInput) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{24}
+	return file_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ExecInput) GetMsg() isExecInput_Msg {
@@ -1501,7 +1627,7 @@ type ExecOutput struct {
 
 func (x *ExecOutput) Reset() {
 	*x = ExecOutput{}
-	mi := &file_plugin_proto_msgTypes[25]
+	mi := &file_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1639,7 @@ func (x *ExecOutput) String() string {
 func (*ExecOutput) ProtoMessage() {}
 
 func (x *ExecOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[25]
+	mi := &file_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1652,7 @@ func (x *ExecOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecOutput.ProtoReflect.Descriptor instead.
 func (*ExecOutput) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{25}
+	return file_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExecOutput) GetMsg() isExecOutput_Msg {
@@ -1597,7 +1723,7 @@ type RunRequest struct {
 
 func (x *RunRequest) Reset() {
 	*x = RunRequest{}
-	mi := &file_plugin_proto_msgTypes[26]
+	mi := &file_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1609,7 +1735,7 @@ func (x *RunRequest) String() string {
 func (*RunRequest) ProtoMessage() {}
 
 func (x *RunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[26]
+	mi := &file_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1622,7 +1748,7 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
 func (*RunRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{26}
+	return file_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RunRequest) GetRoot() string {
@@ -1666,7 +1792,7 @@ type RunEvent struct {
 
 func (x *RunEvent) Reset() {
 	*x = RunEvent{}
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1804,7 @@ func (x *RunEvent) String() string {
 func (*RunEvent) ProtoMessage() {}
 
 func (x *RunEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +1817,7 @@ func (x *RunEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunEvent.ProtoReflect.Descriptor instead.
 func (*RunEvent) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{27}
+	return file_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RunEvent) GetEvent() isRunEvent_Event {
@@ -1743,7 +1869,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1755,7 +1881,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1768,7 +1894,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{28}
+	return file_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 type DescribeResponse struct {
@@ -1781,7 +1907,7 @@ type DescribeResponse struct {
 
 func (x *DescribeResponse) Reset() {
 	*x = DescribeResponse{}
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1793,7 +1919,7 @@ func (x *DescribeResponse) String() string {
 func (*DescribeResponse) ProtoMessage() {}
 
 func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1806,7 +1932,7 @@ func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
 func (*DescribeResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{29}
+	return file_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DescribeResponse) GetFormats() []string {
@@ -1834,7 +1960,7 @@ type UnpackRequest struct {
 
 func (x *UnpackRequest) Reset() {
 	*x = UnpackRequest{}
-	mi := &file_plugin_proto_msgTypes[30]
+	mi := &file_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +1972,7 @@ func (x *UnpackRequest) String() string {
 func (*UnpackRequest) ProtoMessage() {}
 
 func (x *UnpackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[30]
+	mi := &file_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +1985,7 @@ func (x *UnpackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpackRequest.ProtoReflect.Descriptor instead.
 func (*UnpackRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{30}
+	return file_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UnpackRequest) GetImage() string {
@@ -1891,7 +2017,7 @@ type UnpackResponse struct {
 
 func (x *UnpackResponse) Reset() {
 	*x = UnpackResponse{}
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1903,7 +2029,7 @@ func (x *UnpackResponse) String() string {
 func (*UnpackResponse) ProtoMessage() {}
 
 func (x *UnpackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1916,7 +2042,7 @@ func (x *UnpackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnpackResponse.ProtoReflect.Descriptor instead.
 func (*UnpackResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{31}
+	return file_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 type PackRequest struct {
@@ -1931,7 +2057,7 @@ type PackRequest struct {
 
 func (x *PackRequest) Reset() {
 	*x = PackRequest{}
-	mi := &file_plugin_proto_msgTypes[32]
+	mi := &file_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1943,7 +2069,7 @@ func (x *PackRequest) String() string {
 func (*PackRequest) ProtoMessage() {}
 
 func (x *PackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[32]
+	mi := &file_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1956,7 +2082,7 @@ func (x *PackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PackRequest.ProtoReflect.Descriptor instead.
 func (*PackRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{32}
+	return file_plugin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PackRequest) GetSource() string {
@@ -1998,7 +2124,7 @@ type PackedFile struct {
 
 func (x *PackedFile) Reset() {
 	*x = PackedFile{}
-	mi := &file_plugin_proto_msgTypes[33]
+	mi := &file_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2010,7 +2136,7 @@ func (x *PackedFile) String() string {
 func (*PackedFile) ProtoMessage() {}
 
 func (x *PackedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[33]
+	mi := &file_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2023,7 +2149,7 @@ func (x *PackedFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PackedFile.ProtoReflect.Descriptor instead.
 func (*PackedFile) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{33}
+	return file_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PackedFile) GetPath() string {
@@ -2056,7 +2182,7 @@ type PackResponse struct {
 
 func (x *PackResponse) Reset() {
 	*x = PackResponse{}
-	mi := &file_plugin_proto_msgTypes[34]
+	mi := &file_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2068,7 +2194,7 @@ func (x *PackResponse) String() string {
 func (*PackResponse) ProtoMessage() {}
 
 func (x *PackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[34]
+	mi := &file_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2081,7 +2207,7 @@ func (x *PackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PackResponse.ProtoReflect.Descriptor instead.
 func (*PackResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{34}
+	return file_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PackResponse) GetFiles() []*PackedFile {
@@ -2102,7 +2228,7 @@ type ConvertRequest struct {
 
 func (x *ConvertRequest) Reset() {
 	*x = ConvertRequest{}
-	mi := &file_plugin_proto_msgTypes[35]
+	mi := &file_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2240,7 @@ func (x *ConvertRequest) String() string {
 func (*ConvertRequest) ProtoMessage() {}
 
 func (x *ConvertRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[35]
+	mi := &file_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2253,7 @@ func (x *ConvertRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvertRequest.ProtoReflect.Descriptor instead.
 func (*ConvertRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{35}
+	return file_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ConvertRequest) GetBundle() string {
@@ -2160,7 +2286,7 @@ type ConvertResponse struct {
 
 func (x *ConvertResponse) Reset() {
 	*x = ConvertResponse{}
-	mi := &file_plugin_proto_msgTypes[36]
+	mi := &file_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2172,7 +2298,7 @@ func (x *ConvertResponse) String() string {
 func (*ConvertResponse) ProtoMessage() {}
 
 func (x *ConvertResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[36]
+	mi := &file_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2185,7 +2311,7 @@ func (x *ConvertResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConvertResponse.ProtoReflect.Descriptor instead.
 func (*ConvertResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{36}
+	return file_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ConvertResponse) GetFiles() []*PackedFile {
@@ -2221,7 +2347,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05Mount\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\tR\x06target\x12\x1b\n" +
-	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\x8f\x05\n" +
+	"\tread_only\x18\x03 \x01(\bR\breadOnly\"\xcd\x05\n" +
 	"\fWorkloadSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04root\x18\x02 \x01(\tR\x04root\x12\x1b\n" +
@@ -2241,13 +2367,28 @@ const file_plugin_proto_rawDesc = "" +
 	"\fnetwork_mode\x18\x0e \x01(\tR\vnetworkMode\x12\x12\n" +
 	"\x04cpus\x18\x0f \x01(\x01R\x04cpus\x12!\n" +
 	"\fmemory_bytes\x18\x10 \x01(\x03R\vmemoryBytes\x12@\n" +
-	"\x06labels\x18\x11 \x03(\v2(.volt.plugin.v1.WorkloadSpec.LabelsEntryR\x06labels\x1a6\n" +
+	"\x06labels\x18\x11 \x03(\v2(.volt.plugin.v1.WorkloadSpec.LabelsEntryR\x06labels\x12<\n" +
+	"\bsecurity\x18\x12 \x01(\v2 .volt.plugin.v1.WorkloadSecurityR\bsecurity\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"0\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xff\x02\n" +
+	"\x10WorkloadSecurity\x12\x1e\n" +
+	"\n" +
+	"privileged\x18\x01 \x01(\bR\n" +
+	"privileged\x12\"\n" +
+	"\fcapabilities\x18\x02 \x03(\tR\fcapabilities\x12)\n" +
+	"\x10capabilities_set\x18\x03 \x01(\bR\x0fcapabilitiesSet\x120\n" +
+	"\x14allow_new_privileges\x18\x04 \x01(\bR\x12allowNewPrivileges\x12$\n" +
+	"\x0eread_only_root\x18\x05 \x01(\bR\freadOnlyRoot\x12\x14\n" +
+	"\x05tmpfs\x18\x06 \x03(\tR\x05tmpfs\x12!\n" +
+	"\fseccomp_json\x18\a \x01(\fR\vseccompJson\x12!\n" +
+	"\fseccomp_name\x18\b \x01(\tR\vseccompName\x12#\n" +
+	"\rlandlock_json\x18\t \x01(\fR\flandlockJson\x12#\n" +
+	"\rlandlock_name\x18\n" +
+	" \x01(\tR\flandlockName\"0\n" +
 	"\x06Handle\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"\x9d\x02\n" +
@@ -2393,7 +2534,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_plugin_proto_goTypes = []any{
 	(*InfoRequest)(nil),         // 0: volt.plugin.v1.InfoRequest
 	(*InfoResponse)(nil),        // 1: volt.plugin.v1.InfoResponse
@@ -2401,107 +2542,109 @@ var file_plugin_proto_goTypes = []any{
 	(*FingerprintResponse)(nil), // 3: volt.plugin.v1.FingerprintResponse
 	(*Mount)(nil),               // 4: volt.plugin.v1.Mount
 	(*WorkloadSpec)(nil),        // 5: volt.plugin.v1.WorkloadSpec
-	(*Handle)(nil),              // 6: volt.plugin.v1.Handle
-	(*WorkloadStatus)(nil),      // 7: volt.plugin.v1.WorkloadStatus
-	(*StartRequest)(nil),        // 8: volt.plugin.v1.StartRequest
-	(*StartResponse)(nil),       // 9: volt.plugin.v1.StartResponse
-	(*RecoverRequest)(nil),      // 10: volt.plugin.v1.RecoverRequest
-	(*RecoverResponse)(nil),     // 11: volt.plugin.v1.RecoverResponse
-	(*WaitRequest)(nil),         // 12: volt.plugin.v1.WaitRequest
-	(*WaitResponse)(nil),        // 13: volt.plugin.v1.WaitResponse
-	(*StopRequest)(nil),         // 14: volt.plugin.v1.StopRequest
-	(*StopResponse)(nil),        // 15: volt.plugin.v1.StopResponse
-	(*DestroyRequest)(nil),      // 16: volt.plugin.v1.DestroyRequest
-	(*DestroyResponse)(nil),     // 17: volt.plugin.v1.DestroyResponse
-	(*InspectRequest)(nil),      // 18: volt.plugin.v1.InspectRequest
-	(*InspectResponse)(nil),     // 19: volt.plugin.v1.InspectResponse
-	(*LogsRequest)(nil),         // 20: volt.plugin.v1.LogsRequest
-	(*LogsChunk)(nil),           // 21: volt.plugin.v1.LogsChunk
-	(*ExecStart)(nil),           // 22: volt.plugin.v1.ExecStart
-	(*TermSize)(nil),            // 23: volt.plugin.v1.TermSize
-	(*ExecInput)(nil),           // 24: volt.plugin.v1.ExecInput
-	(*ExecOutput)(nil),          // 25: volt.plugin.v1.ExecOutput
-	(*RunRequest)(nil),          // 26: volt.plugin.v1.RunRequest
-	(*RunEvent)(nil),            // 27: volt.plugin.v1.RunEvent
-	(*DescribeRequest)(nil),     // 28: volt.plugin.v1.DescribeRequest
-	(*DescribeResponse)(nil),    // 29: volt.plugin.v1.DescribeResponse
-	(*UnpackRequest)(nil),       // 30: volt.plugin.v1.UnpackRequest
-	(*UnpackResponse)(nil),      // 31: volt.plugin.v1.UnpackResponse
-	(*PackRequest)(nil),         // 32: volt.plugin.v1.PackRequest
-	(*PackedFile)(nil),          // 33: volt.plugin.v1.PackedFile
-	(*PackResponse)(nil),        // 34: volt.plugin.v1.PackResponse
-	(*ConvertRequest)(nil),      // 35: volt.plugin.v1.ConvertRequest
-	(*ConvertResponse)(nil),     // 36: volt.plugin.v1.ConvertResponse
-	nil,                         // 37: volt.plugin.v1.FingerprintResponse.AttributesEntry
-	nil,                         // 38: volt.plugin.v1.WorkloadSpec.EnvEntry
-	nil,                         // 39: volt.plugin.v1.WorkloadSpec.LabelsEntry
-	nil,                         // 40: volt.plugin.v1.WorkloadStatus.DetailEntry
-	nil,                         // 41: volt.plugin.v1.ExecStart.EnvEntry
-	nil,                         // 42: volt.plugin.v1.RunRequest.EnvEntry
-	nil,                         // 43: volt.plugin.v1.PackRequest.OptionsEntry
-	nil,                         // 44: volt.plugin.v1.PackedFile.MetaEntry
+	(*WorkloadSecurity)(nil),    // 6: volt.plugin.v1.WorkloadSecurity
+	(*Handle)(nil),              // 7: volt.plugin.v1.Handle
+	(*WorkloadStatus)(nil),      // 8: volt.plugin.v1.WorkloadStatus
+	(*StartRequest)(nil),        // 9: volt.plugin.v1.StartRequest
+	(*StartResponse)(nil),       // 10: volt.plugin.v1.StartResponse
+	(*RecoverRequest)(nil),      // 11: volt.plugin.v1.RecoverRequest
+	(*RecoverResponse)(nil),     // 12: volt.plugin.v1.RecoverResponse
+	(*WaitRequest)(nil),         // 13: volt.plugin.v1.WaitRequest
+	(*WaitResponse)(nil),        // 14: volt.plugin.v1.WaitResponse
+	(*StopRequest)(nil),         // 15: volt.plugin.v1.StopRequest
+	(*StopResponse)(nil),        // 16: volt.plugin.v1.StopResponse
+	(*DestroyRequest)(nil),      // 17: volt.plugin.v1.DestroyRequest
+	(*DestroyResponse)(nil),     // 18: volt.plugin.v1.DestroyResponse
+	(*InspectRequest)(nil),      // 19: volt.plugin.v1.InspectRequest
+	(*InspectResponse)(nil),     // 20: volt.plugin.v1.InspectResponse
+	(*LogsRequest)(nil),         // 21: volt.plugin.v1.LogsRequest
+	(*LogsChunk)(nil),           // 22: volt.plugin.v1.LogsChunk
+	(*ExecStart)(nil),           // 23: volt.plugin.v1.ExecStart
+	(*TermSize)(nil),            // 24: volt.plugin.v1.TermSize
+	(*ExecInput)(nil),           // 25: volt.plugin.v1.ExecInput
+	(*ExecOutput)(nil),          // 26: volt.plugin.v1.ExecOutput
+	(*RunRequest)(nil),          // 27: volt.plugin.v1.RunRequest
+	(*RunEvent)(nil),            // 28: volt.plugin.v1.RunEvent
+	(*DescribeRequest)(nil),     // 29: volt.plugin.v1.DescribeRequest
+	(*DescribeResponse)(nil),    // 30: volt.plugin.v1.DescribeResponse
+	(*UnpackRequest)(nil),       // 31: volt.plugin.v1.UnpackRequest
+	(*UnpackResponse)(nil),      // 32: volt.plugin.v1.UnpackResponse
+	(*PackRequest)(nil),         // 33: volt.plugin.v1.PackRequest
+	(*PackedFile)(nil),          // 34: volt.plugin.v1.PackedFile
+	(*PackResponse)(nil),        // 35: volt.plugin.v1.PackResponse
+	(*ConvertRequest)(nil),      // 36: volt.plugin.v1.ConvertRequest
+	(*ConvertResponse)(nil),     // 37: volt.plugin.v1.ConvertResponse
+	nil,                         // 38: volt.plugin.v1.FingerprintResponse.AttributesEntry
+	nil,                         // 39: volt.plugin.v1.WorkloadSpec.EnvEntry
+	nil,                         // 40: volt.plugin.v1.WorkloadSpec.LabelsEntry
+	nil,                         // 41: volt.plugin.v1.WorkloadStatus.DetailEntry
+	nil,                         // 42: volt.plugin.v1.ExecStart.EnvEntry
+	nil,                         // 43: volt.plugin.v1.RunRequest.EnvEntry
+	nil,                         // 44: volt.plugin.v1.PackRequest.OptionsEntry
+	nil,                         // 45: volt.plugin.v1.PackedFile.MetaEntry
 }
 var file_plugin_proto_depIdxs = []int32{
-	37, // 0: volt.plugin.v1.FingerprintResponse.attributes:type_name -> volt.plugin.v1.FingerprintResponse.AttributesEntry
-	38, // 1: volt.plugin.v1.WorkloadSpec.env:type_name -> volt.plugin.v1.WorkloadSpec.EnvEntry
+	38, // 0: volt.plugin.v1.FingerprintResponse.attributes:type_name -> volt.plugin.v1.FingerprintResponse.AttributesEntry
+	39, // 1: volt.plugin.v1.WorkloadSpec.env:type_name -> volt.plugin.v1.WorkloadSpec.EnvEntry
 	4,  // 2: volt.plugin.v1.WorkloadSpec.mounts:type_name -> volt.plugin.v1.Mount
-	39, // 3: volt.plugin.v1.WorkloadSpec.labels:type_name -> volt.plugin.v1.WorkloadSpec.LabelsEntry
-	40, // 4: volt.plugin.v1.WorkloadStatus.detail:type_name -> volt.plugin.v1.WorkloadStatus.DetailEntry
-	5,  // 5: volt.plugin.v1.StartRequest.spec:type_name -> volt.plugin.v1.WorkloadSpec
-	6,  // 6: volt.plugin.v1.StartResponse.handle:type_name -> volt.plugin.v1.Handle
-	6,  // 7: volt.plugin.v1.RecoverRequest.handle:type_name -> volt.plugin.v1.Handle
-	6,  // 8: volt.plugin.v1.WaitRequest.handle:type_name -> volt.plugin.v1.Handle
-	7,  // 9: volt.plugin.v1.WaitResponse.status:type_name -> volt.plugin.v1.WorkloadStatus
-	6,  // 10: volt.plugin.v1.StopRequest.handle:type_name -> volt.plugin.v1.Handle
-	6,  // 11: volt.plugin.v1.DestroyRequest.handle:type_name -> volt.plugin.v1.Handle
-	6,  // 12: volt.plugin.v1.InspectRequest.handle:type_name -> volt.plugin.v1.Handle
-	7,  // 13: volt.plugin.v1.InspectResponse.status:type_name -> volt.plugin.v1.WorkloadStatus
-	6,  // 14: volt.plugin.v1.LogsRequest.handle:type_name -> volt.plugin.v1.Handle
-	6,  // 15: volt.plugin.v1.ExecStart.handle:type_name -> volt.plugin.v1.Handle
-	41, // 16: volt.plugin.v1.ExecStart.env:type_name -> volt.plugin.v1.ExecStart.EnvEntry
-	23, // 17: volt.plugin.v1.ExecStart.size:type_name -> volt.plugin.v1.TermSize
-	22, // 18: volt.plugin.v1.ExecInput.start:type_name -> volt.plugin.v1.ExecStart
-	23, // 19: volt.plugin.v1.ExecInput.resize:type_name -> volt.plugin.v1.TermSize
-	42, // 20: volt.plugin.v1.RunRequest.env:type_name -> volt.plugin.v1.RunRequest.EnvEntry
-	43, // 21: volt.plugin.v1.PackRequest.options:type_name -> volt.plugin.v1.PackRequest.OptionsEntry
-	44, // 22: volt.plugin.v1.PackedFile.meta:type_name -> volt.plugin.v1.PackedFile.MetaEntry
-	33, // 23: volt.plugin.v1.PackResponse.files:type_name -> volt.plugin.v1.PackedFile
-	33, // 24: volt.plugin.v1.ConvertResponse.files:type_name -> volt.plugin.v1.PackedFile
-	0,  // 25: volt.plugin.v1.Plugin.Info:input_type -> volt.plugin.v1.InfoRequest
-	2,  // 26: volt.plugin.v1.Runtime.Fingerprint:input_type -> volt.plugin.v1.FingerprintRequest
-	8,  // 27: volt.plugin.v1.Runtime.Start:input_type -> volt.plugin.v1.StartRequest
-	10, // 28: volt.plugin.v1.Runtime.Recover:input_type -> volt.plugin.v1.RecoverRequest
-	12, // 29: volt.plugin.v1.Runtime.Wait:input_type -> volt.plugin.v1.WaitRequest
-	14, // 30: volt.plugin.v1.Runtime.Stop:input_type -> volt.plugin.v1.StopRequest
-	16, // 31: volt.plugin.v1.Runtime.Destroy:input_type -> volt.plugin.v1.DestroyRequest
-	18, // 32: volt.plugin.v1.Runtime.Inspect:input_type -> volt.plugin.v1.InspectRequest
-	20, // 33: volt.plugin.v1.Runtime.Logs:input_type -> volt.plugin.v1.LogsRequest
-	24, // 34: volt.plugin.v1.Runtime.Exec:input_type -> volt.plugin.v1.ExecInput
-	26, // 35: volt.plugin.v1.Runtime.Run:input_type -> volt.plugin.v1.RunRequest
-	28, // 36: volt.plugin.v1.Format.Describe:input_type -> volt.plugin.v1.DescribeRequest
-	30, // 37: volt.plugin.v1.Format.Unpack:input_type -> volt.plugin.v1.UnpackRequest
-	32, // 38: volt.plugin.v1.Format.Pack:input_type -> volt.plugin.v1.PackRequest
-	35, // 39: volt.plugin.v1.Format.Convert:input_type -> volt.plugin.v1.ConvertRequest
-	1,  // 40: volt.plugin.v1.Plugin.Info:output_type -> volt.plugin.v1.InfoResponse
-	3,  // 41: volt.plugin.v1.Runtime.Fingerprint:output_type -> volt.plugin.v1.FingerprintResponse
-	9,  // 42: volt.plugin.v1.Runtime.Start:output_type -> volt.plugin.v1.StartResponse
-	11, // 43: volt.plugin.v1.Runtime.Recover:output_type -> volt.plugin.v1.RecoverResponse
-	13, // 44: volt.plugin.v1.Runtime.Wait:output_type -> volt.plugin.v1.WaitResponse
-	15, // 45: volt.plugin.v1.Runtime.Stop:output_type -> volt.plugin.v1.StopResponse
-	17, // 46: volt.plugin.v1.Runtime.Destroy:output_type -> volt.plugin.v1.DestroyResponse
-	19, // 47: volt.plugin.v1.Runtime.Inspect:output_type -> volt.plugin.v1.InspectResponse
-	21, // 48: volt.plugin.v1.Runtime.Logs:output_type -> volt.plugin.v1.LogsChunk
-	25, // 49: volt.plugin.v1.Runtime.Exec:output_type -> volt.plugin.v1.ExecOutput
-	27, // 50: volt.plugin.v1.Runtime.Run:output_type -> volt.plugin.v1.RunEvent
-	29, // 51: volt.plugin.v1.Format.Describe:output_type -> volt.plugin.v1.DescribeResponse
-	31, // 52: volt.plugin.v1.Format.Unpack:output_type -> volt.plugin.v1.UnpackResponse
-	34, // 53: volt.plugin.v1.Format.Pack:output_type -> volt.plugin.v1.PackResponse
-	36, // 54: volt.plugin.v1.Format.Convert:output_type -> volt.plugin.v1.ConvertResponse
-	40, // [40:55] is the sub-list for method output_type
-	25, // [25:40] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	40, // 3: volt.plugin.v1.WorkloadSpec.labels:type_name -> volt.plugin.v1.WorkloadSpec.LabelsEntry
+	6,  // 4: volt.plugin.v1.WorkloadSpec.security:type_name -> volt.plugin.v1.WorkloadSecurity
+	41, // 5: volt.plugin.v1.WorkloadStatus.detail:type_name -> volt.plugin.v1.WorkloadStatus.DetailEntry
+	5,  // 6: volt.plugin.v1.StartRequest.spec:type_name -> volt.plugin.v1.WorkloadSpec
+	7,  // 7: volt.plugin.v1.StartResponse.handle:type_name -> volt.plugin.v1.Handle
+	7,  // 8: volt.plugin.v1.RecoverRequest.handle:type_name -> volt.plugin.v1.Handle
+	7,  // 9: volt.plugin.v1.WaitRequest.handle:type_name -> volt.plugin.v1.Handle
+	8,  // 10: volt.plugin.v1.WaitResponse.status:type_name -> volt.plugin.v1.WorkloadStatus
+	7,  // 11: volt.plugin.v1.StopRequest.handle:type_name -> volt.plugin.v1.Handle
+	7,  // 12: volt.plugin.v1.DestroyRequest.handle:type_name -> volt.plugin.v1.Handle
+	7,  // 13: volt.plugin.v1.InspectRequest.handle:type_name -> volt.plugin.v1.Handle
+	8,  // 14: volt.plugin.v1.InspectResponse.status:type_name -> volt.plugin.v1.WorkloadStatus
+	7,  // 15: volt.plugin.v1.LogsRequest.handle:type_name -> volt.plugin.v1.Handle
+	7,  // 16: volt.plugin.v1.ExecStart.handle:type_name -> volt.plugin.v1.Handle
+	42, // 17: volt.plugin.v1.ExecStart.env:type_name -> volt.plugin.v1.ExecStart.EnvEntry
+	24, // 18: volt.plugin.v1.ExecStart.size:type_name -> volt.plugin.v1.TermSize
+	23, // 19: volt.plugin.v1.ExecInput.start:type_name -> volt.plugin.v1.ExecStart
+	24, // 20: volt.plugin.v1.ExecInput.resize:type_name -> volt.plugin.v1.TermSize
+	43, // 21: volt.plugin.v1.RunRequest.env:type_name -> volt.plugin.v1.RunRequest.EnvEntry
+	44, // 22: volt.plugin.v1.PackRequest.options:type_name -> volt.plugin.v1.PackRequest.OptionsEntry
+	45, // 23: volt.plugin.v1.PackedFile.meta:type_name -> volt.plugin.v1.PackedFile.MetaEntry
+	34, // 24: volt.plugin.v1.PackResponse.files:type_name -> volt.plugin.v1.PackedFile
+	34, // 25: volt.plugin.v1.ConvertResponse.files:type_name -> volt.plugin.v1.PackedFile
+	0,  // 26: volt.plugin.v1.Plugin.Info:input_type -> volt.plugin.v1.InfoRequest
+	2,  // 27: volt.plugin.v1.Runtime.Fingerprint:input_type -> volt.plugin.v1.FingerprintRequest
+	9,  // 28: volt.plugin.v1.Runtime.Start:input_type -> volt.plugin.v1.StartRequest
+	11, // 29: volt.plugin.v1.Runtime.Recover:input_type -> volt.plugin.v1.RecoverRequest
+	13, // 30: volt.plugin.v1.Runtime.Wait:input_type -> volt.plugin.v1.WaitRequest
+	15, // 31: volt.plugin.v1.Runtime.Stop:input_type -> volt.plugin.v1.StopRequest
+	17, // 32: volt.plugin.v1.Runtime.Destroy:input_type -> volt.plugin.v1.DestroyRequest
+	19, // 33: volt.plugin.v1.Runtime.Inspect:input_type -> volt.plugin.v1.InspectRequest
+	21, // 34: volt.plugin.v1.Runtime.Logs:input_type -> volt.plugin.v1.LogsRequest
+	25, // 35: volt.plugin.v1.Runtime.Exec:input_type -> volt.plugin.v1.ExecInput
+	27, // 36: volt.plugin.v1.Runtime.Run:input_type -> volt.plugin.v1.RunRequest
+	29, // 37: volt.plugin.v1.Format.Describe:input_type -> volt.plugin.v1.DescribeRequest
+	31, // 38: volt.plugin.v1.Format.Unpack:input_type -> volt.plugin.v1.UnpackRequest
+	33, // 39: volt.plugin.v1.Format.Pack:input_type -> volt.plugin.v1.PackRequest
+	36, // 40: volt.plugin.v1.Format.Convert:input_type -> volt.plugin.v1.ConvertRequest
+	1,  // 41: volt.plugin.v1.Plugin.Info:output_type -> volt.plugin.v1.InfoResponse
+	3,  // 42: volt.plugin.v1.Runtime.Fingerprint:output_type -> volt.plugin.v1.FingerprintResponse
+	10, // 43: volt.plugin.v1.Runtime.Start:output_type -> volt.plugin.v1.StartResponse
+	12, // 44: volt.plugin.v1.Runtime.Recover:output_type -> volt.plugin.v1.RecoverResponse
+	14, // 45: volt.plugin.v1.Runtime.Wait:output_type -> volt.plugin.v1.WaitResponse
+	16, // 46: volt.plugin.v1.Runtime.Stop:output_type -> volt.plugin.v1.StopResponse
+	18, // 47: volt.plugin.v1.Runtime.Destroy:output_type -> volt.plugin.v1.DestroyResponse
+	20, // 48: volt.plugin.v1.Runtime.Inspect:output_type -> volt.plugin.v1.InspectResponse
+	22, // 49: volt.plugin.v1.Runtime.Logs:output_type -> volt.plugin.v1.LogsChunk
+	26, // 50: volt.plugin.v1.Runtime.Exec:output_type -> volt.plugin.v1.ExecOutput
+	28, // 51: volt.plugin.v1.Runtime.Run:output_type -> volt.plugin.v1.RunEvent
+	30, // 52: volt.plugin.v1.Format.Describe:output_type -> volt.plugin.v1.DescribeResponse
+	32, // 53: volt.plugin.v1.Format.Unpack:output_type -> volt.plugin.v1.UnpackResponse
+	35, // 54: volt.plugin.v1.Format.Pack:output_type -> volt.plugin.v1.PackResponse
+	37, // 55: volt.plugin.v1.Format.Convert:output_type -> volt.plugin.v1.ConvertResponse
+	41, // [41:56] is the sub-list for method output_type
+	26, // [26:41] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2509,18 +2652,18 @@ func file_plugin_proto_init() {
 	if File_plugin_proto != nil {
 		return
 	}
-	file_plugin_proto_msgTypes[24].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[25].OneofWrappers = []any{
 		(*ExecInput_Start)(nil),
 		(*ExecInput_Stdin)(nil),
 		(*ExecInput_StdinClose)(nil),
 		(*ExecInput_Resize)(nil),
 	}
-	file_plugin_proto_msgTypes[25].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[26].OneofWrappers = []any{
 		(*ExecOutput_Stdout)(nil),
 		(*ExecOutput_Stderr)(nil),
 		(*ExecOutput_ExitCode)(nil),
 	}
-	file_plugin_proto_msgTypes[27].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[28].OneofWrappers = []any{
 		(*RunEvent_Output)(nil),
 		(*RunEvent_ExitCode)(nil),
 	}
@@ -2530,7 +2673,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   45,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
