@@ -523,18 +523,13 @@ const (
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
 // copyStored copies a stored entry's e.size bytes from src to zw.f at off
-// and returns their BLAKE3 and CRC-32. A file is copied by the kernel
-// where it can (copyRange); otherwise one goroutine (the caller) reads each
-// buffer and writes it while a BLAKE3 worker and a CRC-32 worker hash the
-// same buffer (hashPair), so hashing costs no time on the copy's path.
-// Either way the hashes are of exactly the bytes written. A buffer is
-// reused only once both hashers are done with it.
+// and returns their BLAKE3 and CRC-32. One goroutine (the caller) reads
+// each buffer and writes it while a BLAKE3 worker and a CRC-32 worker hash
+// the same buffer (hashPair), so hashing costs no time on the copy's path.
+// The hashes are of exactly the bytes written. A buffer is reused only
+// once both hashers are done with it. (copy_file_range with hashing from
+// the copy's mapped pages was measured slower: docs/formats.md.)
 func (zw *zipWriter) copyStored(ctx context.Context, e *prepEntry, src io.Reader, off int64) ([]byte, uint32, error) {
-	if f, ok := src.(*os.File); ok {
-		if sum, crc, handled, err := zw.copyRange(ctx, e, f, off); handled {
-			return sum, crc, err
-		}
-	}
 	free := make(chan []byte, copyDepth)
 	for range copyDepth {
 		free <- *copyBufs.Get().(*[]byte)
