@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-
-	llsyscall "github.com/landlock-lsm/go-landlock/landlock/syscall"
 )
 
 // SandboxEnv names the environment variable through which the host asks a
@@ -60,13 +58,13 @@ func applySandboxFromEnv() error {
 	if err := os.Setenv("PLUGIN_UNIX_SOCKET_DIR", sock); err != nil {
 		return err
 	}
-	if err := ApplySandbox(p, sock); err != nil {
+	rep, err := applySandbox(p, sock)
+	if err != nil {
 		return err
 	}
 	// One debug record (hclog JSON, which the host logs as such) says what
 	// is in force, so that `volt --debug` and tests can see it arrived.
-	abi, _ := llsyscall.LandlockGetABIVersion()
-	rec, _ := json.Marshal(map[string]any{"@level": "debug", "@message": "sandbox applied", "landlock_abi": abi, "read": p.Read, "write": p.Write})
+	rec, _ := json.Marshal(map[string]any{"@level": "debug", "@message": "sandbox applied", "landlock_abi": rep.ABI, "read": p.Read, "write": p.Write})
 	fmt.Fprintf(os.Stderr, "%s\n", rec)
 	return nil
 }
@@ -77,14 +75,21 @@ func applySandboxFromEnv() error {
 // Paths that do not exist are skipped. It is LandlockPolicy with the system
 // directories readable and executable and the device files writable.
 func ApplySandbox(p SandboxPolicy, extraWrite ...string) error {
+	_, err := applySandbox(p, extraWrite...)
+	return err
+}
+
+// applySandbox is ApplySandbox, also returning what Landlock enforced.
+func applySandbox(p SandboxPolicy, extraWrite ...string) (LandlockReport, error) {
 	lp := LandlockPolicy{
 		Execute: append(slices.Clone(systemReadDirs), p.Read...),
 		Write:   append(append(slices.Clone(deviceFiles), p.Write...), extraWrite...),
 	}
-	if _, err := ApplyLandlock(lp); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
+	rep, err := ApplyLandlock(lp)
+	if err != nil {
+		return rep, fmt.Errorf("sandbox: %w", err)
 	}
-	return nil
+	return rep, nil
 }
 
 // DefaultCapabilities is the capability set a container keeps unless its

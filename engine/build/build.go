@@ -504,7 +504,7 @@ func (b *builder) image(s *plan.Service, src *plan.ImageSource, pl bundle.Platfo
 		return &bundle.Image{Format: format, Size: size, Digest: dg, CASRef: ref}, nil
 	}
 	name := path.Join("images", s.Name, pl.FileString()+ext)
-	if shared := b.sharedImage(file, name); shared != "" {
+	if shared := b.sharedImage(file, fi, name); shared != "" {
 		return &bundle.Image{Path: &shared, Format: format}, nil
 	}
 	b.add(bundle.Entry{Name: name, Path: file})

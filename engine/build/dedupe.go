@@ -2,7 +2,6 @@ package build
 
 import (
 	"os"
-	"path/filepath"
 
 	"github.com/volt-cli/volt/engine/digest"
 )
@@ -10,30 +9,27 @@ import (
 // imageEntry is an image file already put into the bundle under name.
 type imageEntry struct {
 	file, name string
-	size       int64
+	fi         os.FileInfo
 	digest     string // computed when another file of the same size comes
 }
 
 // sharedImage returns the entry name of an image already in the bundle with
-// the same content as file (the same file, or one of equal size and BLAKE3),
-// else records file under name and returns "". Two services on one image
-// thus store it once, both referencing one entry (FORMATS.md allows it).
-func (b *builder) sharedImage(file, name string) string {
-	real, err := filepath.EvalSymlinks(file)
-	if err != nil {
-		real = file
-	}
-	fi, err := os.Stat(real)
-	if err != nil || !fi.Mode().IsRegular() {
+// the same content as file (stat'ed as fi: the same file, or one of equal
+// size and BLAKE3), else records file under name and returns "". Two
+// services on one image thus store it once, both referencing one entry
+// (FORMATS.md allows it).
+func (b *builder) sharedImage(file string, fi os.FileInfo, name string) string {
+	if !fi.Mode().IsRegular() {
 		return ""
 	}
 	var sum string
+	var err error
 	for i := range b.images {
 		prev := &b.images[i]
-		if prev.file == real {
+		if os.SameFile(prev.fi, fi) {
 			return prev.name
 		}
-		if prev.size != fi.Size() {
+		if prev.fi.Size() != fi.Size() {
 			continue
 		}
 		if prev.digest == "" {
@@ -42,7 +38,7 @@ func (b *builder) sharedImage(file, name string) string {
 			}
 		}
 		if sum == "" {
-			if sum, _, err = digest.File(real); err != nil {
+			if sum, _, err = digest.File(file); err != nil {
 				return ""
 			}
 		}
@@ -50,6 +46,6 @@ func (b *builder) sharedImage(file, name string) string {
 			return prev.name
 		}
 	}
-	b.images = append(b.images, imageEntry{file: real, name: name, size: fi.Size(), digest: sum})
+	b.images = append(b.images, imageEntry{file: file, name: name, fi: fi, digest: sum})
 	return ""
 }
