@@ -14,6 +14,7 @@ import (
 	"github.com/volt-cli/volt/engine"
 	"github.com/volt-cli/volt/engine/cas"
 	"github.com/volt-cli/volt/engine/deploy"
+	"github.com/volt-cli/volt/engine/gitops"
 	"github.com/volt-cli/volt/engine/pluginhost"
 	"github.com/volt-cli/volt/engine/registry"
 	"github.com/volt-cli/volt/engine/suggest"
@@ -288,6 +289,7 @@ var notFound = []error{
 	registry.ErrNotFound,         // registry repository, tag or blob
 	cas.ErrMissing,               // CAS object
 	engine.ErrNoBundle,           // bundle in the local cache
+	gitops.ErrNoSource,           // GitOps source
 }
 
 // exitCode maps an error to the process exit code: the one place where the

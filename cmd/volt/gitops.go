@@ -114,8 +114,8 @@ func absOrEmpty(p string) string {
 // gitopsError attaches exit codes and hints to GitOps errors.
 func gitopsError(err error) error {
 	switch {
-	case errors.Is(err, gitops.ErrNoSource):
-		return &cliError{code: exitNotFound, err: err, hint: "see: volt gitops list"}
+	case errors.Is(err, gitops.ErrNoSource): // exit code: exitCode's notFound
+		return &cliError{code: exitFailure, err: err, hint: "see: volt gitops list"}
 	case errors.Is(err, gitops.ErrInvalid), errors.Is(err, gitops.ErrSourceExists):
 		return &cliError{code: exitUsage, err: err}
 	case errors.Is(err, gitops.ErrUnsigned):

@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/volt-cli/volt/engine"
-	"github.com/volt-cli/volt/engine/cas"
 	"github.com/volt-cli/volt/engine/registry"
 	"github.com/volt-cli/volt/engine/registry/server"
 )
@@ -361,7 +360,7 @@ volt registry serve --addr 0.0.0.0:443 --tls-cert cert.pem --tls-key key.pem --a
 				if listen == "" {
 					listen = ":" + strconv.Itoa(*port)
 				}
-				cs, err := cas.Open(a.eng.Path("cas"))
+				cs, err := a.eng.CAS()
 				if err != nil {
 					return err
 				}
