@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -35,7 +37,9 @@ func writeBigStack(t *testing.T, dir string) {
 }
 
 // startCreate starts `volt bundle create stack -o out` and returns it once
-// it is writing: a temp file of out it did not see before has appeared.
+// it is writing: a temp file of out it did not see before has appeared and
+// its writer holds the lock on it (the temp exists a moment before it is
+// locked, and an unlocked temp is fair game for the next create).
 func startCreate(t *testing.T, e *env, stack, out string) (*exec.Cmd, string) {
 	t.Helper()
 	before, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".demo.vbundle.tmp-*"))
@@ -49,7 +53,7 @@ func startCreate(t *testing.T, e *env, stack, out string) (*exec.Cmd, string) {
 	waitWithin(t, 20*time.Second, time.Millisecond, func() bool {
 		now, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".demo.vbundle.tmp-*"))
 		for _, n := range now {
-			if !slices.Contains(before, n) {
+			if !slices.Contains(before, n) && flocked(n) {
 				tmp = n
 				return true
 			}
@@ -108,4 +112,26 @@ func TestCreateRemovesLeftoversOfKilledCreate(t *testing.T) {
 			t.Errorf("the running create's %q was touched: %v", filepath.Base(p), err)
 		}
 	}
+}
+
+// flocked reports whether some process holds a flock on path, as
+// /proc/locks lists it ("1: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF").
+// It only reads, so it never takes the lock from the writer.
+func flocked(path string) bool {
+	var st syscall.Stat_t
+	if syscall.Stat(path, &st) != nil {
+		return false
+	}
+	locks, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return false
+	}
+	suffix := ":" + strconv.FormatUint(st.Ino, 10)
+	for _, line := range strings.Split(string(locks), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == "FLOCK" && strings.HasSuffix(f[5], suffix) {
+			return true
+		}
+	}
+	return false
 }

@@ -31,7 +31,7 @@ func (p *progressBar) update(done, total int64) {
 		return
 	}
 	if p.bar == nil {
-		p.bar = progressbar.NewOptions64(-1,
+		p.bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetDescription(p.label),
 			progressbar.OptionSetWriter(p.a.stderr),
 			progressbar.OptionShowBytes(true),
@@ -40,8 +40,10 @@ func (p *progressBar) update(done, total int64) {
 			progressbar.OptionEnableColorCodes(!p.a.noColor),
 		)
 		// The clock starts here: left to the library it starts at the first
-		// render, after the first bytes, and the first rate is absurd.
-		p.bar.StartWithoutRender()
+		// render, after the first bytes, and the first rate is absurd. The
+		// bar is drawn at once, so a step that ends within the render
+		// throttle still shows that it ran.
+		_ = p.bar.RenderBlank()
 	}
 	if p.bar.GetMax64() != total {
 		p.bar.ChangeMax64(total)
